@@ -1,0 +1,115 @@
+// The backward engine: topological sort of the Nodes reachable from the root, then one walk
+// in reverse order, summing gradients per node and accumulating (+=) into leaves.
+#include <unordered_map>
+#include <unordered_set>
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "tensor/factory.h"
+
+namespace minidl {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+
+// Sums g into a non-leaf's pending gradient. Out of place: backward functions may hand the
+// same tensor to several inputs (add passes its gradient through to both operands).
+void accumulate(Tensor& slot, const Tensor& g) { slot = slot.defined() ? add(slot, g) : g; }
+
+// Leaves own their .grad buffer (a private copy), so later passes can add into it in place.
+void accumulate_leaf(const Tensor& leaf, const Tensor& g) {
+  Tensor slot = leaf.grad();
+  if (!slot.defined()) leaf.impl().grad = g.clone().impl_ptr();
+  else add_(slot, g);
+}
+
+// Post-order DFS without recursion (ResNet152 graphs are thousands of nodes deep).
+std::vector<Node*> topological_order(Node* root) {
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen{root};
+  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      const Tensor& in = node->inputs[next++];
+      Node* child = in.defined() ? in.grad_fn().get() : nullptr;
+      if (child && seen.insert(child).second) stack.push_back({child, 0});
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return order;  // inputs before consumers; walk it backwards
+}
+}  // namespace
+
+bool grad_enabled() { return g_grad_enabled; }
+void set_grad_enabled(bool on) { g_grad_enabled = on; }
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!grad_enabled()) return false;
+  for (const Tensor* t : inputs)
+    if (t && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+Tensor record(Tensor out, const char* name, std::vector<Tensor> inputs, BackwardFn backward) {
+  bool any = false;
+  for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
+  if (!any || !grad_enabled()) return out;
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  node->inputs = std::move(inputs);
+  node->backward = std::move(backward);
+  out.impl().requires_grad = true;
+  out.impl().grad_fn = std::move(node);
+  return out;
+}
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  MINIDL_CHECK(requires_grad(), "backward: this tensor does not require grad (none of the inputs of the ops "
+               "that made it requires grad, or it was computed under NoGradGuard)");
+  Tensor seed = gradient;
+  if (!seed.defined()) {
+    MINIDL_CHECK(numel() == 1, "backward: called on a non-scalar tensor of shape ", shape_str(shape()),
+                 " without a gradient; pass a gradient of that shape, or reduce to a scalar first (e.g. mean())");
+    seed = ones_like(*this);
+  }
+  MINIDL_CHECK(seed.shape() == shape() && seed.dtype() == dtype(), "backward: gradient of shape ",
+               shape_str(seed.shape()), " ", dtype_name(seed.dtype()), " does not match the tensor's ",
+               shape_str(shape()), " ", dtype_name(dtype()));
+  NoGradGuard no_grad;  // the backward pass itself records nothing
+  if (is_leaf()) {
+    accumulate_leaf(*this, seed);
+    return;
+  }
+
+  std::vector<Node*> order = topological_order(grad_fn().get());
+  std::unordered_map<Node*, Tensor> grads{{grad_fn().get(), seed}};
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = *it;
+    auto found = grads.find(node);
+    if (found == grads.end()) continue;  // no gradient flowed here
+    Tensor g = std::move(found->second);
+    grads.erase(found);
+    MINIDL_CHECK(!node->released, "backward: the graph through '", node->name,
+                 "' was already freed by an earlier backward(); call backward(grad, /*retain_graph=*/true) "
+                 "the first time to run it twice");
+    std::vector<Tensor> in_grads = node->backward(g);
+    MINIDL_CHECK(in_grads.size() == node->inputs.size(), "internal: backward of ", node->name, " returned ",
+                 in_grads.size(), " gradients for ", node->inputs.size(), " inputs");
+    for (size_t i = 0; i < in_grads.size(); ++i) {
+      const Tensor& in = node->inputs[i];
+      const Tensor& gi = in_grads[i];
+      if (!in.defined() || !in.requires_grad() || !gi.defined()) continue;
+      MINIDL_CHECK(gi.shape() == in.shape(), "internal: backward of ", node->name, " gave input ", i,
+                   " a gradient of shape ", shape_str(gi.shape()), ", expected ", shape_str(in.shape()));
+      if (in.grad_fn()) accumulate(grads[in.grad_fn().get()], gi);
+      else accumulate_leaf(in, gi);
+    }
+    if (!retain_graph) node->release();
+  }
+}
+
+}  // namespace minidl

@@ -1,0 +1,18 @@
+// GEMM, row-major: C = alpha * op(A) * op(B) + beta * C, with op(X) = X or X^T.
+// op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides in elements.
+// gemm() is the entry point the ops call; gemm_reference() is the plain loop it is checked
+// against. The fast AVX2 kernel (issue 5) plugs in behind gemm() without touching callers.
+#pragma once
+#include <cstdint>
+
+namespace minidl::cpu {
+
+template <class T>
+void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                    const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc);
+
+}  // namespace minidl::cpu
