@@ -24,17 +24,18 @@ void accumulate_leaf(const Tensor& leaf, const Tensor& g) {
   else add_(slot, g);
 }
 
-// Post-order DFS without recursion (ResNet152 graphs are thousands of nodes deep).
-std::vector<Node*> topological_order(Node* root) {
-  std::vector<Node*> order;
-  std::unordered_set<Node*> seen{root};
-  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
+// Post-order DFS without recursion (ResNet152 graphs are thousands of nodes deep). The order
+// owns its nodes: releasing a node drops its inputs, which may be the last owners upstream.
+std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>& root) {
+  std::vector<std::shared_ptr<Node>> order;
+  std::unordered_set<Node*> seen{root.get()};
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root, 0}};
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
     if (next < node->inputs.size()) {
       const Tensor& in = node->inputs[next++];
-      Node* child = in.defined() ? in.grad_fn().get() : nullptr;
-      if (child && seen.insert(child).second) stack.push_back({child, 0});
+      const std::shared_ptr<Node> child = in.defined() ? in.grad_fn() : nullptr;
+      if (child && seen.insert(child.get()).second) stack.push_back({child, 0});
     } else {
       order.push_back(node);
       stack.pop_back();
@@ -85,10 +86,10 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
     return;
   }
 
-  std::vector<Node*> order = topological_order(grad_fn().get());
+  std::vector<std::shared_ptr<Node>> order = topological_order(grad_fn());
   std::unordered_map<Node*, Tensor> grads{{grad_fn().get(), seed}};
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Node* node = *it;
+    Node* node = it->get();
     auto found = grads.find(node);
     if (found == grads.end()) continue;  // no gradient flowed here
     Tensor g = std::move(found->second);

@@ -1,0 +1,44 @@
+// Helpers for the unit tests: relative comparison of tensors, vectors and scalars.
+#pragma once
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "tensor/factory.h"
+
+namespace minidl::testing {
+
+// max_i |a_i - b_i| / max(|b_i|, floor): the project's relative error (floor guards zeros).
+inline double max_rel_error(const std::vector<double>& a, const std::vector<double>& b, double floor = 1e-6) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    worst = std::max(worst, std::abs(a[i] - b[i]) / std::max(std::abs(b[i]), floor));
+  return worst;
+}
+
+inline double max_rel_error(const Tensor& a, const Tensor& b, double floor = 1e-6) {
+  REQUIRE(a.shape() == b.shape());
+  return max_rel_error(a.to_vector<double>(), b.to_vector<double>(), floor);
+}
+
+// Checks that `expr` throws minidl::Error whose message contains every one of `parts`.
+#define CHECK_ERROR_MENTIONS(expr, ...)                                              \
+  do {                                                                              \
+    std::string _msg;                                                               \
+    try {                                                                           \
+      (void)(expr);                                                                 \
+    } catch (const ::minidl::Error& e) {                                            \
+      _msg = e.what();                                                              \
+    }                                                                               \
+    CHECK_MESSAGE(!_msg.empty(), "expected a minidl::Error from " #expr);           \
+    for (const char* _part : {__VA_ARGS__})                                         \
+      CHECK_MESSAGE(_msg.find(_part) != std::string::npos, "message '", _msg,        \
+                    "' lacks '", _part, "'");                                       \
+  } while (0)
+
+}  // namespace minidl::testing
