@@ -4,6 +4,7 @@
 #pragma once
 #include <vector>
 
+#include "autograd/grad_mode.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
