@@ -144,7 +144,7 @@ void copy_(Tensor& dst, const Tensor& src) {
   check_same_dtype("copy_", dst, src, "destination", "source");
   MINIDL_CHECK(dst.shape() == src.shape(), "copy_: destination shape ", shape_str(dst.shape()),
                " differs from source shape ", shape_str(src.shape()));
-  dispatch_float(dst.dtype(), "copy_", [&](auto tag) {
+  dispatch_storable(dst.dtype(), "copy_", [&](auto tag) {
     using T = decltype(tag);
     cpu::strided_copy(src.data<T>(), src.strides(), dst.data<T>(), dst.strides(), dst.shape());
   });

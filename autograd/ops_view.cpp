@@ -114,23 +114,19 @@ Tensor Tensor::contiguous() const {
 Tensor Tensor::clone() const {
   check_cpu("clone", {this});
   Tensor out = Tensor::empty(shape(), dtype());
-  if (dtype() == DType::Int64) {
-    cpu::strided_copy(data<int64_t>(), strides(), out.data<int64_t>(), out.strides(), shape());
-    return out;
-  }
   copy_(out, *this);
   return record(out, "clone", {*this}, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
 }
 
+// Casts between float32, float64 and int64 (float -> int64 truncates toward zero, as
+// PyTorch does). Differentiable between the float types only.
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
   check_cpu("to", {this});
-  check_float("to", *this);
-  MINIDL_CHECK(is_floating_compute(target), "to: conversion to ", dtype_name(target), " is not supported on the cpu");
   Tensor src = plain(*this);
   Tensor out = Tensor::empty(shape(), target);
-  dispatch_float(dtype(), "to", [&](auto a) {
-    dispatch_float(target, "to", [&](auto b) {
+  dispatch_storable(dtype(), "to", [&](auto a) {
+    dispatch_storable(target, "to", [&](auto b) {
       using A = decltype(a);
       using B = decltype(b);
       const A* s = src.data<A>();
@@ -138,6 +134,7 @@ Tensor Tensor::to(DType target) const {
       for (int64_t i = 0; i < src.numel(); ++i) d[i] = static_cast<B>(s[i]);
     });
   });
+  if (!is_floating_compute(target)) return out;
   const DType back = dtype();
   return record(out, "to", {*this}, [back](const Tensor& g) -> std::vector<Tensor> { return {g.to(back)}; });
 }

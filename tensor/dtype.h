@@ -52,4 +52,16 @@ decltype(auto) dispatch_float(DType t, const char* op, F&& f) {
   throw Error(detail::concat(op, ": dtype ", dtype_name(t), " is not supported on the CPU (float32 or float64 expected)"));
 }
 
+// Like dispatch_float, plus int64: for ops that only move or convert values (copies, casts).
+template <class F>
+decltype(auto) dispatch_storable(DType t, const char* op, F&& f) {
+  switch (t) {
+    case DType::Float32: return f(float{});
+    case DType::Float64: return f(double{});
+    case DType::Int64: return f(int64_t{});
+    default: break;
+  }
+  throw Error(detail::concat(op, ": dtype ", dtype_name(t), " is not supported on the CPU (float32, float64 or int64 expected)"));
+}
+
 }  // namespace minidl

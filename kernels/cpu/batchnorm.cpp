@@ -2,13 +2,15 @@
 
 #include <cmath>
 
+#include "kernels/cpu/elementwise.h"  // kParallelGrain
+
 namespace minidl::cpu {
 
 template <class T>
 void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t N, int64_t C, int64_t HW, double eps,
                              double momentum, T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var) {
   const double M = double(N) * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * HW > kParallelGrain)
   for (int64_t c = 0; c < C; ++c) {
     // Two passes (mean, then squared deviations) in double: stable for large means.
     double s = 0;
@@ -43,7 +45,7 @@ void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t 
 template <class T>
 void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean, const T* running_var,
                             int64_t N, int64_t C, int64_t HW, double eps, T* y) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (N * C * HW > kParallelGrain)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
       const double invstd = 1.0 / std::sqrt(double(running_var[c]) + eps);
@@ -58,7 +60,7 @@ template <class T>
 void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, const T* invstd, int64_t N, int64_t C,
                         int64_t HW, bool training, T* dx, T* dgamma, T* dbeta) {
   const double M = double(N) * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * HW > kParallelGrain)
   for (int64_t c = 0; c < C; ++c) {
     const double mu = mean[c], is = invstd[c];
     double sum_dy = 0, sum_dy_xhat = 0;

@@ -10,6 +10,11 @@
 
 namespace minidl::cpu {
 
+namespace {
+// Below this many multiply-adds a parallel region costs more than it saves.
+bool worth_parallel(const ConvGeom& g) { return g.N > 1 && g.N * g.O * g.col_rows() * g.col_cols() > (1 << 18); }
+}  // namespace
+
 ConvGeom make_conv_geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t SH,
                         int64_t SW, int64_t PH, int64_t PW) {
   MINIDL_CHECK(SH >= 1 && SW >= 1, "conv2d: stride must be >= 1, got (", SH, ", ", SW, ")");
@@ -69,7 +74,7 @@ template <class T>
 void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
   const int64_t K = g.col_rows(), P = g.col_cols();
   const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0;
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(g))
   {
     // One sample's columns per thread: the workspace is bounded by threads, not batch.
     std::vector<T> col(pointwise ? 0 : K * P);
@@ -94,7 +99,7 @@ template <class T>
 void conv2d_backward_input(const ConvGeom& g, const T* dy, const T* w, T* dx) {
   const int64_t K = g.col_rows(), P = g.col_cols();
   const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0;
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(g))
   {
     std::vector<T> col(pointwise ? 0 : K * P);
 #pragma omp for schedule(static)
@@ -116,7 +121,7 @@ template <class T>
 void conv2d_backward_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
   const int64_t K = g.col_rows(), P = g.col_cols();
   const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0;
-  const int nthreads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int nthreads = omp_in_parallel() || !worth_parallel(g) ? 1 : omp_get_max_threads();
   // Each thread sums its own contiguous block of samples into a private buffer; the buffers
   // are then added in thread order, so the result depends only on the thread count.
   std::vector<std::vector<T>> partial(nthreads, std::vector<T>(g.O * K, T(0)));

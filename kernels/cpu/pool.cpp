@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "kernels/cpu/elementwise.h"  // kParallelGrain
 #include "tensor/error.h"
 
 namespace minidl::cpu {
@@ -20,7 +21,7 @@ PoolGeom make_pool_geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, 
 
 template <class T>
 void maxpool2d_forward(const PoolGeom& g, const T* x, T* y, int32_t* argmax) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * g.C * g.H * g.W > kParallelGrain)
   for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
     const T* plane = x + nc * g.H * g.W;
     for (int64_t i = 0; i < g.OH; ++i)
@@ -48,7 +49,7 @@ void maxpool2d_forward(const PoolGeom& g, const T* x, T* y, int32_t* argmax) {
 
 template <class T>
 void maxpool2d_backward(const PoolGeom& g, const T* dy, const int32_t* argmax, T* dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * g.C * g.H * g.W > kParallelGrain)
   for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
     T* plane = dx + nc * g.H * g.W;
     std::fill(plane, plane + g.H * g.W, T(0));
@@ -58,7 +59,7 @@ void maxpool2d_backward(const PoolGeom& g, const T* dy, const int32_t* argmax, T
 
 template <class T>
 void global_avgpool_forward(const T* x, int64_t NC, int64_t HW, T* y) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (NC * HW > kParallelGrain)
   for (int64_t i = 0; i < NC; ++i) {
     double s = 0;
     for (int64_t k = 0; k < HW; ++k) s += x[i * HW + k];
@@ -68,7 +69,7 @@ void global_avgpool_forward(const T* x, int64_t NC, int64_t HW, T* y) {
 
 template <class T>
 void global_avgpool_backward(const T* dy, int64_t NC, int64_t HW, T* dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (NC * HW > kParallelGrain)
   for (int64_t i = 0; i < NC; ++i) {
     const T v = dy[i] / static_cast<T>(HW);
     for (int64_t k = 0; k < HW; ++k) dx[i * HW + k] = v;
