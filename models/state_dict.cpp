@@ -1,6 +1,5 @@
 #include "models/state_dict.h"
 
-#include <cstring>
 #include <map>
 #include <sstream>
 
@@ -23,13 +22,10 @@ bool dtype_compatible(DType model, DType source) {
   return is_floating_compute(model) && is_floating_compute(source);
 }
 
+// Converts to the model's dtype (a float32 file into a float64 model, say) and copies in
+// place, so every handle to the model's tensor sees the new values.
 void copy_into(Tensor& dst, const Tensor& src) {
   NoGradGuard no_grad;
-  if (dst.dtype() == DType::Int64) {
-    Tensor s = src.contiguous();
-    std::memcpy(dst.raw_data(), s.raw_data(), size_t(s.numel()) * sizeof(int64_t));
-    return;
-  }
   copy_(dst, src.detach().to(dst.dtype()));
 }
 
