@@ -1,6 +1,7 @@
 // Elementwise kernels: unary maps over contiguous data and binary maps with NumPy
 // broadcasting over arbitrary strides. Output is always contiguous.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -19,24 +20,20 @@ void unary_map(const T* x, T* out, int64_t n, F f) {
 
 // out[i] = f(a[ia], b[ib]) where ia/ib follow the broadcast strides sa/sb over `shape`.
 template <class T, class F>
-void binary_broadcast(const T* a, const std::vector<int64_t>& sa, const T* b, const std::vector<int64_t>& sb,
-                      T* out, const std::vector<int64_t>& shape, F f) {
+void binary_broadcast(const T* a, std::vector<int64_t> sa, const T* b, std::vector<int64_t> sb, T* out,
+                      std::vector<int64_t> shape, F f) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
-  if (shape.empty()) {
-    out[0] = f(a[0], b[0]);
-    return;
-  }
-  // Fast path: both operands laid out exactly like the output.
-  std::vector<int64_t> cs(shape.size());
-  int64_t acc = 1;
-  for (size_t i = shape.size(); i-- > 0;) cs[i] = acc, acc *= shape[i];
-  if (sa == cs && sb == cs) {
+  std::vector<int64_t> so(shape.size());
+  for (int64_t i = int64_t(shape.size()) - 1, acc = 1; i >= 0; --i) so[i] = acc, acc *= shape[i];
+  coalesce_dims(shape, {&sa, &sb, &so});
+  // Fast path: both operands laid out exactly like the (contiguous) output.
+  if (shape.size() == 1 && sa[0] == 1 && sb[0] == 1) {
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
     return;
   }
-  // General path: rows of the last dimension, each row's start found from its index.
+  // General path: rows of the (coalesced) last dimension, each row's start from its index.
   const int64_t last = shape.back(), rows = n / last, la = sa.back(), lb = sb.back();
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
@@ -49,15 +46,15 @@ void binary_broadcast(const T* a, const std::vector<int64_t>& sa, const T* b, co
 
 // dst (any strides) = src (any strides), same shape.
 template <class T>
-void strided_copy(const T* src, const std::vector<int64_t>& ss, T* dst, const std::vector<int64_t>& ds,
-                  const std::vector<int64_t>& shape) {
-  if (shape.empty()) {
-    dst[0] = src[0];
-    return;
-  }
+void strided_copy(const T* src, std::vector<int64_t> ss, T* dst, std::vector<int64_t> ds, std::vector<int64_t> shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
+  coalesce_dims(shape, {&ss, &ds});
   const int64_t last = shape.back(), rows = n / last, ls = ss.back(), ld = ds.back();
+  if (rows == 1 && ls == 1 && ld == 1) {  // both contiguous
+    std::copy(src, src + n, dst);
+    return;
+  }
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
     const T* ps = src + row_offset(r, shape, ss);
