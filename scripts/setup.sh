@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs every Debian package minidl's build, tests and benchmarks need.
 # Idempotent: packages already present are skipped by apt-get.
-# Usage: sudo bash scripts/setup.sh   (or as root; CI runs it as root)
+# Usage: bash scripts/setup.sh [--with-torch]   (uses sudo when not root; CI runs it as root)
+#   --with-torch  also installs Debian's python3-torch and python3-torchvision: the oracle for
+#                 scripts/make_golden.py, scripts/convert_torchvision.py and the opt-in
+#                 full-ResNet50 parity test (large; the committed goldens need none of it).
 set -euo pipefail
 
 PACKAGES=(
@@ -12,6 +15,14 @@ PACKAGES=(
   nlohmann-json3-dev # safetensors headers, metrics
   libcli11-dev       # app command lines
 )
+
+for arg in "$@"; do
+  case "$arg" in
+    --with-torch) PACKAGES+=(python3-torch python3-torchvision python3-numpy python3-pil) ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "setup: unknown option '$arg' (see --help)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
