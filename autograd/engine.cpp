@@ -45,6 +45,24 @@ std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>
 }
 }  // namespace
 
+Node::~Node() {
+  // Steal the grad_fn of every input this node is the last owner of; those nodes are then
+  // destroyed here, one at a time, after their own inputs have been stolen the same way.
+  std::vector<std::shared_ptr<Node>> pending;
+  auto unlink = [&pending](std::vector<Tensor>& ins) {
+    for (Tensor& t : ins)
+      if (t.defined() && t.impl_ptr().use_count() == 1 && t.impl().grad_fn) pending.push_back(std::move(t.impl().grad_fn));
+    ins.clear();
+  };
+  unlink(inputs);
+  backward = nullptr;  // saved tensors hold no grad_fn (they are detached), so this is flat
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    if (n.use_count() == 1) unlink(n->inputs);  // n dies at the end of this iteration, childless
+  }
+}
+
 bool grad_enabled() { return g_grad_enabled; }
 void set_grad_enabled(bool on) { g_grad_enabled = on; }
 

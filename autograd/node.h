@@ -26,6 +26,10 @@ struct Node {
     inputs.clear();
     released = true;
   }
+
+  // Destroying a graph recursively (node -> input tensor -> its node -> ...) overflows the
+  // stack on very deep chains, so the destructor unlinks the chain with an explicit stack.
+  ~Node();
 };
 
 // Wraps an op's freshly computed `out`: when grad mode is on and any input requires grad,

@@ -1,6 +1,7 @@
 // Views and copies. A view shares storage and changes only shape/strides/offset; its
 // backward reshapes, permutes or pads the gradient back to the input's geometry.
 #include <numeric>
+#include <type_traits>
 
 #include "autograd/op_util.h"
 #include "kernels/cpu/elementwise.h"
@@ -131,7 +132,14 @@ Tensor Tensor::to(DType target) const {
       using B = decltype(b);
       const A* s = src.data<A>();
       B* d = out.data<B>();
-      for (int64_t i = 0; i < src.numel(); ++i) d[i] = static_cast<B>(s[i]);
+      for (int64_t i = 0; i < src.numel(); ++i) {
+        if constexpr (std::is_integral_v<B> && std::is_floating_point_v<A>) {
+          // Casting NaN, infinity or a value outside int64's range is undefined in C++.
+          MINIDL_CHECK(s[i] >= -0x1p63 && s[i] < 0x1p63, "to: value ", s[i], " at flat index ", i,
+                       " cannot be converted to int64");
+        }
+        d[i] = static_cast<B>(s[i]);
+      }
     });
   });
   if (!is_floating_compute(target)) return out;

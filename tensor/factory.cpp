@@ -78,7 +78,15 @@ Tensor rand(const Shape& shape, double lo, double hi, DType dtype, Generator& ge
 
 void uniform_(Tensor& t, double lo, double hi, Generator& gen) {
   MINIDL_CHECK(lo <= hi, "uniform_: lower bound ", lo, " is above upper bound ", hi);
-  generate(t, "uniform_", [&] { return gen.uniform(lo, hi); });
+  // [lo, hi): lo + (hi - lo) * u can round up to hi (in double, or when narrowed to float);
+  // such draws become the largest value below hi in the tensor's own precision.
+  MINIDL_CHECK(t.is_contiguous(), "uniform_: tensor must be contiguous");
+  dispatch_float(t.dtype(), "uniform_", [&](auto tag) {
+    using T = decltype(tag);
+    T* p = t.data<T>();
+    const T top = lo < hi ? std::nextafter(static_cast<T>(hi), static_cast<T>(lo)) : static_cast<T>(lo);
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = std::min(static_cast<T>(gen.uniform(lo, hi)), top);
+  });
 }
 
 void normal_(Tensor& t, double mean, double std, Generator& gen) {

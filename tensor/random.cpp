@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "tensor/error.h"
+
 namespace minidl {
 
 namespace {
@@ -41,6 +43,7 @@ double Generator::normal(double mean, double std) {
 }
 
 uint64_t Generator::randint(uint64_t n) {
+  MINIDL_CHECK(n > 0, "Generator::randint: the range [0, n) is empty for n = 0");
   // Rejection sampling removes the modulo bias.
   uint64_t limit = UINT64_MAX - UINT64_MAX % n;
   uint64_t r;

@@ -80,6 +80,11 @@ double Tensor::item() const {
 template <class T>
 std::vector<T> Tensor::to_vector() const {
   std::vector<T> out(numel());
+  if (dtype() == DType::Int64) {  // direct, so values above 2^53 keep every bit
+    const int64_t* base = static_cast<const int64_t*>(storage()->data()) + offset();
+    cpu::for_each_offset(shape(), strides(), [&](int64_t i, int64_t off) { out[i] = static_cast<T>(base[off]); });
+    return out;
+  }
   cpu::for_each_offset(shape(), strides(), [&](int64_t i, int64_t off) {
     out[i] = static_cast<T>(load_as_double(*this, offset() + off));
   });

@@ -242,8 +242,8 @@ TEST_CASE("Generator::uniform stays in [0, 1) even for the largest raw draw; ran
 
 // rand() documents no interval, but every framework (and Generator::uniform here) means
 // [lo, hi). The largest draw rounds up to hi when converted to float32, and lo + (hi-lo)*u
-// can round up to hi in float64 too. Found by this test; left skipped until rand clamps.
-TEST_CASE("rand never returns its upper bound (float32 rounding)" * doctest::skip()) {
+// can round up to hi in float64 too. Found by this test; rand now clamps below hi.
+TEST_CASE("rand never returns its upper bound (float32 rounding)") {
   auto inverse = [](uint64_t a) {
     uint64_t x = a;
     for (int i = 0; i < 6; ++i) x *= 2 - a * x;
@@ -737,10 +737,9 @@ TEST_CASE("item and at read single elements through any view") {
   CHECK(x.to_vector<int64_t>()[23] == 23);
 }
 
-// to_vector<int64_t> converts through double, so int64 values above 2^53 lose their low
-// bits (clone() copies them exactly). Found by this test; skipped until to_vector reads
-// int64 storage directly.
-TEST_CASE("to_vector<int64_t> keeps every bit of large int64 values" * doctest::skip()) {
+// to_vector<int64_t> used to convert through double, so int64 values above 2^53 lost their
+// low bits. Found by this test; to_vector now reads int64 storage directly.
+TEST_CASE("to_vector<int64_t> keeps every bit of large int64 values") {
   const int64_t big = (int64_t{1} << 53) + 1;
   Tensor t = from_vector(std::vector<int64_t>{big, -big});
   CHECK(t.clone().data<int64_t>()[0] == big);

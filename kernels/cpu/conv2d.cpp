@@ -121,15 +121,21 @@ template <class T>
 void conv2d_backward_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
   const int64_t K = g.col_rows(), P = g.col_cols();
   const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0;
-  const int nthreads = omp_in_parallel() || !worth_parallel(g) ? 1 : omp_get_max_threads();
+  const int max_threads = omp_in_parallel() || !worth_parallel(g) ? 1 : omp_get_max_threads();
   // Each thread sums its own contiguous block of samples into a private buffer; the buffers
-  // are then added in thread order, so the result depends only on the thread count.
-  std::vector<std::vector<T>> partial(nthreads, std::vector<T>(g.O * K, T(0)));
-#pragma omp parallel num_threads(nthreads)
+  // are then added in thread order, so the result depends only on the thread count. The
+  // blocks follow the number of threads the runtime actually started (it may grant fewer
+  // than asked), so no sample is ever left out.
+  std::vector<std::vector<T>> partial(max_threads);
+  int granted = 1;
+#pragma omp parallel num_threads(max_threads)
   {
-    const int t = omp_get_thread_num();
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+    granted = nt;
+    partial[t].assign(g.O * K, T(0));
     std::vector<T> col(pointwise ? 0 : K * P);
-    const int64_t lo = g.N * t / nthreads, hi = g.N * (t + 1) / nthreads;
+    const int64_t lo = g.N * t / nt, hi = g.N * (t + 1) / nt;
     for (int64_t n = lo; n < hi; ++n) {
       const T* xn = x + n * g.C * g.H * g.W;
       const T* cols = xn;
@@ -142,7 +148,7 @@ void conv2d_backward_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T
   }
   for (int64_t i = 0; i < g.O * K; ++i) {
     T s = 0;
-    for (int t = 0; t < nthreads; ++t) s += partial[t][i];
+    for (int t = 0; t < granted; ++t) s += partial[t][i];
     dw[i] = s;
   }
   if (db) {
