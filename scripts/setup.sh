@@ -14,6 +14,7 @@ PACKAGES=(
   libstb-dev         # image decoding (stb_image)
   nlohmann-json3-dev # safetensors headers, metrics
   libcli11-dev       # app command lines
+  libopenblas-dev    # GEMM peer in the kernel benchmarks (bench only)
 )
 
 for arg in "$@"; do
