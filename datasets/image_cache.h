@@ -27,13 +27,16 @@ class ImageCache {
   // (never requested, or its decoding failed).
   const Image& image(int64_t sample_index) const;
   bool has(int64_t sample_index) const;
+  // True when the sample was requested but could not be decoded (it is in failures()).
+  bool failed(int64_t sample_index) const;
   const std::vector<std::string>& failures() const { return failures_; }  // "path: reason", in sample order
   size_t bytes() const { return bytes_; }  // pixel bytes held
   size_t size() const { return images_.size(); }  // number of images held
   double seconds() const { return seconds_; }     // wall time the decoding took
 
  private:
-  std::vector<int32_t> slot_;  // per sample of the folder: index into images_, or -1
+  static constexpr int32_t kNotRequested = -1, kFailed = -2;
+  std::vector<int32_t> slot_;  // per sample of the folder: index into images_, kNotRequested or kFailed
   std::vector<Image> images_;
   std::vector<std::string> failures_;
   size_t bytes_ = 0;

@@ -79,7 +79,9 @@ Image augment_image(const Image& img, const AugmentOptions& aug, int img_size, G
 
 class DataLoader {
  public:
-  // `indices` into folder.samples; those the cache lacks (decode failures) are dropped.
+  // `indices` into folder.samples, in the order an unshuffled epoch visits them. Those the
+  // cache failed to decode are dropped (counted by dropped()); an index the cache was never
+  // asked for is an error, since dropping it silently would hide a wrong cache.
   DataLoader(const ImageCache& cache, const ImageFolder& folder, std::vector<int64_t> indices, LoaderOptions opt);
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;
@@ -88,6 +90,7 @@ class DataLoader {
   int64_t size() const { return int64_t(indices_.size()); }  // number of samples
   int64_t batches_per_epoch() const;
   const std::vector<int64_t>& indices() const { return indices_; }  // after dropping
+  int64_t dropped() const { return dropped_; }  // indices dropped because the cache failed them
   const LoaderOptions& options() const { return opt_; }
 
   // Begins epoch `epoch` at batch `first_batch` (0 <= first_batch <= batches_per_epoch()),
@@ -112,6 +115,7 @@ class DataLoader {
   const ImageCache& cache_;
   std::vector<int64_t> indices_;
   std::vector<int64_t> labels_;  // label of every sample of the folder, by sample index
+  int64_t dropped_ = 0;
   LoaderOptions opt_;
 
   // The current epoch.

@@ -33,6 +33,7 @@ class ProgressBar {
 
  private:
   void draw_locked(bool final_line);
+  void maybe_draw_locked();
 
   std::string label_, suffix_;
   int64_t total_, done_ = 0;
