@@ -162,7 +162,9 @@ int main(int argc, char** argv) {
       if (c.out.empty()) throw Error("--resume needs --out: the run folder to continue");
       // Start from the checkpoint's settings and lay the flags given here over them; the
       // trainer then refuses any that would change the result.
-      const CheckpointInfo saved = read_checkpoint_info(last_checkpoint_path(c.out));
+      const std::string last = last_checkpoint_path(c.out);
+      if (!fs::exists(last)) throw Error("--resume: " + last + " does not exist; there is no run to resume in " + c.out);
+      const CheckpointInfo saved = read_checkpoint_info(last);
       nlohmann::json merged = config_to_json(saved.config);
       const nlohmann::json given = config_to_json(c);
       for (const CLI::Option* opt : app.get_options()) {
@@ -173,6 +175,9 @@ int main(int argc, char** argv) {
         else if (given.contains(key)) merged[key] = given[key];
       }
       merged["progress"] = c.progress;
+      // A test's kill switch and the lr finder apply to this invocation only, never inherited.
+      merged["stop_after_batches"] = c.stop_after_batches;
+      merged["lr_find"] = c.lr_find;
       const std::string out = c.out;
       c = config_from_json(merged);
       c.out = out;

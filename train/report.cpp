@@ -33,6 +33,7 @@ std::string curves(const std::vector<EpochRecord>& h, bool loss) {
   ChartOptions o;
   o.title = loss ? "Loss" : "Accuracy (%)";
   o.x_label = "epoch";
+  o.integer_x = true;
   o.y_label = loss ? "cross-entropy" : "accuracy %";
   return line_chart_svg({train, val}, o);
 }

@@ -60,9 +60,10 @@ RunData prepare_data(const TrainConfig& c, const std::string& split_from, const 
   check_part(d.split.train, "training", where);
   check_part(d.split.val, "validation", where);
   check_part(d.split.test, "test", where);
-  if (!split_to.empty() && split_to != split_from) write_split_file(split_to, d.folder, d.split);
+  const bool write = !split_to.empty() && split_to != split_from;
+  if (write) write_split_file(split_to, d.folder, d.split);
   log << "  train " << d.split.train.size() << " / val " << d.split.val.size() << " / test " << d.split.test.size()
-      << (split_to.empty() ? std::string() : " (saved to " + split_to + ")") << "\n";
+      << (write ? " (saved to " + split_to + ")" : std::string()) << "\n";
 
   std::vector<int64_t> all = d.split.train;
   all.insert(all.end(), d.split.val.begin(), d.split.val.end());

@@ -78,7 +78,7 @@ std::string line_chart_svg(const std::vector<ChartSeries>& series, const ChartOp
   }
   for (double t : nice_ticks(x0, x1)) {
     const double xv = o.log_x ? std::pow(10.0, t) : t;
-    if (o.log_x && std::abs(t - std::round(t)) > 1e-9) continue;  // decades only on a log axis
+    if ((o.log_x || o.integer_x) && std::abs(t - std::round(t)) > 1e-9) continue;  // decades / whole epochs
     s << "<line x1=\"" << num(px(xv)) << "\" x2=\"" << num(px(xv)) << "\" y1=\"" << num(top) << "\" y2=\""
       << num(top + ph) << "\" stroke=\"#e5e5e5\"/>";
     s << "<text x=\"" << num(px(xv)) << "\" y=\"" << num(top + ph + 14) << "\" text-anchor=\"middle\">"

@@ -15,6 +15,7 @@ struct ChartSeries {
 struct ChartOptions {
   std::string title, x_label, y_label;
   bool log_x = false;        // x axis in log10 (all x must be > 0)
+  bool integer_x = false;    // x ticks on whole numbers only (epochs)
   int width = 520, height = 320;
   bool has_marker = false;   // a dashed vertical line at marker_x, labelled marker_label
   double marker_x = 0;

@@ -110,6 +110,8 @@ TrainOutcome train_model(TrainConfig c, std::ostream& log) {
   else
     MINIDL_CHECK(!fs::exists(last), c.out, " already holds a training run (", last,
                  "); pass --resume to continue it, or choose another --out");
+  // A typo in --data should not leave an empty run folder behind.
+  MINIDL_CHECK(fs::is_directory(c.data), "--data: ", c.data, " is not an existing folder");
   fs::create_directories(c.out);
   const std::string split_json = (fs::path(c.out) / "split.json").string();
   RunData data = prepare_data(c, c.resume ? split_json : c.split_file, split_json, log);
