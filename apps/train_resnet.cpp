@@ -10,10 +10,14 @@
 //
 // This file is only the command line: the run itself is train_model() in train/trainer.h.
 // Exit codes: 0 done (or stopped by --stop-after-batches), 1 runtime error, 2 command-line
-// error, 3 training diverged (non-finite loss).
+// error, 3 training diverged (non-finite loss), 130 interrupted (Ctrl-C; resumable).
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -57,9 +61,19 @@ Resume: --out OUT --resume continues from OUT/last.safetensors; flags left out a
   the checkpoint, and a flag that changes the result (arch, batch size, seed, lr, ...) is
   refused. With the same --threads the result is bit-identical to an uninterrupted run.
   --checkpoint-every N also checkpoints mid-epoch; --stop-after-batches N stops as if killed.
+  Ctrl-C saves last.safetensors after the current batch and exits (a second Ctrl-C quits now).
 
 Exit codes: 0 done, 1 runtime error, 2 command-line error, 3 non-finite loss (training
-  stopped; the last good checkpoint is kept).)";
+  stopped; the last good checkpoint is kept), 130 interrupted by Ctrl-C (resumable).)";
+
+// Ctrl-C asks the trainer to checkpoint after the current batch and stop; a second Ctrl-C
+// quits at once (the last checkpoint stays).
+std::atomic<bool> g_interrupt{false};
+extern "C" void on_sigint(int) {
+  if (g_interrupt.exchange(true)) std::_Exit(130);
+  const char msg[] = "\ninterrupt: finishing this batch, then saving last.safetensors (Ctrl-C again to quit now)\n";
+  [[maybe_unused]] ssize_t n = write(2, msg, sizeof msg - 1);
+}
 
 // The repository root: where this file was compiled from, when that still exists.
 fs::path repository_root() {
@@ -202,7 +216,8 @@ int main(int argc, char** argv) {
       run_lr_finder(c, std::cout);
       return 0;
     }
-    const TrainOutcome r = train_model(c, std::cout);
+    std::signal(SIGINT, on_sigint);
+    const TrainOutcome r = train_model(c, std::cout, &g_interrupt);
     switch (r.status) {
       case TrainOutcome::Status::Completed:
         std::cout << "done: test accuracy " << 100 * r.test_accuracy << "% (" << r.test_images
@@ -210,7 +225,7 @@ int main(int argc, char** argv) {
         return 0;
       case TrainOutcome::Status::Stopped:
         std::cout << r.message << "\n";
-        return 0;
+        return g_interrupt ? 130 : 0;
       case TrainOutcome::Status::Diverged:
         std::cerr << "error: " << r.message << "\n";
         return 3;

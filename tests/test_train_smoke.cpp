@@ -1,10 +1,12 @@
 // The trainer end to end on the shipped EuroSAT sample (resnet18, 32x32, batches of 8, three
 // batches an epoch): every run file written and sane, best.safetensors usable by classify
-// with no flags, kill-and-resume bit-identical to an uninterrupted run, the head-only phase
-// leaving the backbone alone, a non-finite loss stopping cleanly, the lr finder, and bad
+// with no flags, kill-and-resume bit-identical to an uninterrupted run, fine-tuning from
+// weights with a head-only phase that leaves the backbone alone, an interrupt, a non-finite
+// loss stopping cleanly, the lr finder, and bad
 // data (missing folder, empty class folder, corrupt JPEG, non-image file) reported clearly.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -14,6 +16,7 @@
 #include "datasets/split.h"
 #include "models/classifier.h"
 #include "models/safetensors.h"
+#include "models/state_dict.h"
 #include "train/lr_finder.h"
 #include "train/run_log.h"
 #include "train/run_setup.h"
@@ -205,29 +208,54 @@ TEST_CASE("kill and resume: bit-identical weights and optimizer state to the uni
   CHECK(second.test_accuracy == ref.outcome.test_accuracy);
 }
 
-TEST_CASE("head-only phase: the backbone's parameters do not move, the head's do") {
+TEST_CASE("fine-tuning: --weights with another head size, head-only phase leaves the backbone alone") {
+  // Stand-in for converted ImageNet weights: a resnet18 with a 1000-class head.
+  Generator wgen(77);
+  const auto imagenet = make_resnet("resnet18", 1000, wgen);
+  const std::string weights = (scratch() / "imagenet_like.safetensors").string();
+  save_weights_file(*imagenet, weights);
+
   TrainConfig c = smoke_config("frozen");
+  c.weights = weights;
   c.freeze_epochs = 1;
   c.max_batches = 2;
   c.checkpoint_every = 1;
   c.stop_after_batches = 1;
   std::ostringstream log;
   REQUIRE(train_model(c, log).status == TrainOutcome::Status::Stopped);
+  CHECK(log.str().find("fc.") != std::string::npos);  // load_pretrained's notice: the head was replaced
+  CHECK(log.str().find("from scratch") == std::string::npos);
   const SafetensorsContents ck = load_safetensors(last_checkpoint_path(c.out));
-  Generator gen(c.seed);
-  const auto init = make_resnet("resnet18", 10, gen);  // the run's initial weights (same seed)
   int moved = 0, still = 0, opt_entries = 0;
-  for (const auto& [name, t] : init->named_parameters()) {
-    const bool same = ck.find("model." + name).to_vector<double>() == t.to_vector<double>();
-    if (name.rfind("fc.", 0) == 0)
-      moved += !same;
-    else
-      still += same;
+  for (const auto& [name, t] : imagenet->named_parameters()) {
+    const Tensor saved = ck.find("model." + name);
+    REQUIRE(saved.defined());
+    if (name.rfind("fc.", 0) == 0) {
+      CHECK(saved.size(0) == 10);  // the new head, sized for the sample's classes
+      ++moved;
+    } else {
+      still += saved.to_vector<double>() == t.to_vector<double>();
+    }
   }
-  CHECK(moved == 2);                                      // fc.weight and fc.bias trained
-  CHECK(still == int(init->named_parameters().size()) - 2);  // everything else untouched
+  CHECK(moved == 2);
+  CHECK(still == int(imagenet->named_parameters().size()) - 2);  // the backbone is the file's, untouched
   for (const auto& e : ck.tensors) opt_entries += e.name.rfind("optimizer.", 0) == 0;
   CHECK(opt_entries == 2 * 3);  // AdamW state (step, exp_avg, exp_avg_sq) for the head only
+}
+
+TEST_CASE("an interrupt (Ctrl-C in the app) checkpoints after the current batch, and the run resumes") {
+  TrainConfig c = smoke_config("interrupted");
+  c.epochs = 1;
+  c.max_batches = 2;
+  std::atomic<bool> stop{true};  // raised before the first batch: exactly one batch runs
+  std::ostringstream log;
+  const TrainOutcome r = train_model(c, log, &stop);
+  REQUIRE(r.status == TrainOutcome::Status::Stopped);
+  CHECK(r.message.find("interrupted") != std::string::npos);
+  CHECK(read_checkpoint_info(last_checkpoint_path(c.out)).state.global_step == 1);
+  c.resume = true;
+  stop = false;
+  CHECK(train_model(c, log, &stop).status == TrainOutcome::Status::Completed);
 }
 
 TEST_CASE("a non-finite loss stops training and keeps the last good checkpoint") {

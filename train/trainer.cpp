@@ -100,7 +100,7 @@ TrainState check_resume(const TrainConfig& c, const std::string& last, std::ostr
 
 }  // namespace
 
-TrainOutcome train_model(TrainConfig c, std::ostream& log) {
+TrainOutcome train_model(TrainConfig c, std::ostream& log, const std::atomic<bool>* interrupt) {
   const auto start = Clock::now();
   prepare_config(c);
   const std::string last = last_checkpoint_path(c.out), best = best_checkpoint_path(c.out);
@@ -147,12 +147,26 @@ TrainOutcome train_model(TrainConfig c, std::ostream& log) {
     outcome.state = st;
     return outcome;
   };
+  auto stopped = [&](const std::string& why) {
+    outcome.status = TrainOutcome::Status::Stopped;
+    outcome.message = why;
+    outcome.state = st;
+    return outcome;
+  };
   // A finite loss can still be followed by an update that overflows the weights, so they are
   // checked before they are saved: a checkpoint is never worse than the one it replaces.
-  auto weights_ok = [&] { return first_non_finite(*ms.model).empty(); };
+  auto weights_problem = [&](const std::string& where) {
+    const std::string name = first_non_finite(*ms.model);
+    return name.empty() ? name : "the weights became non-finite (" + name + ") " + where;
+  };
   auto save_last = [&] {
     st.rng = default_generator().state();
     save_training_checkpoint(last, *ms.model, *ms.optimizer, st, c, meta);
+  };
+  auto interrupted = [&] { return interrupt != nullptr && interrupt->load(); };
+  auto interrupted_message = [&] {
+    return "interrupted: saved " + last + " at epoch " + std::to_string(st.epoch + 1) + ", batch " +
+           std::to_string(st.batch) + "; continue with --out " + c.out + " --resume";
   };
   std::unique_ptr<LRSchedule> schedule;
   int schedule_phase = -1;
@@ -197,26 +211,22 @@ TrainOutcome train_model(TrainConfig c, std::ostream& log) {
       ++run_batches;
       images += n;
       bar.update(st.batch, n, st.loss_sum / double(st.seen), double(st.correct) / double(st.seen));
-      if (c.checkpoint_every > 0 && st.global_step % c.checkpoint_every == 0 && st.batch < steps) {
-        if (!weights_ok())
-          return diverged("the weights became non-finite (" + first_non_finite(*ms.model) + ") at epoch " +
-                          std::to_string(st.epoch + 1) + ", batch " + std::to_string(st.batch));
+      const bool due = c.checkpoint_every > 0 && st.global_step % c.checkpoint_every == 0;
+      if ((due || interrupted()) && st.batch < steps) {  // at the epoch's end, the epoch checkpoint follows
+        const std::string problem = weights_problem("at epoch " + std::to_string(st.epoch + 1) + ", batch " +
+                                                    std::to_string(st.batch));
+        if (!problem.empty()) return diverged(problem);
         save_last();
+        if (interrupted()) return stopped(interrupted_message());
       }
-      if (c.stop_after_batches > 0 && run_batches >= c.stop_after_batches) {
-        bar.finish();
-        outcome.status = TrainOutcome::Status::Stopped;
-        outcome.message = "stopped after " + std::to_string(run_batches) +
-                          " batches (--stop-after-batches), without a checkpoint of its own, as if killed; "
-                          "continue with --resume";
-        outcome.state = st;
-        return outcome;
-      }
+      if (c.stop_after_batches > 0 && run_batches >= c.stop_after_batches)
+        return stopped("stopped after " + std::to_string(run_batches) +
+                       " batches (--stop-after-batches), without a checkpoint of its own, as if killed; "
+                       "continue with --resume");
     }
     bar.finish();
-    if (!weights_ok())
-      return diverged("the weights became non-finite (" + first_non_finite(*ms.model) + ") by the end of epoch " +
-                      std::to_string(st.epoch + 1));
+    const std::string problem = weights_problem("by the end of epoch " + std::to_string(st.epoch + 1));
+    if (!problem.empty()) return diverged(problem);
     const double train_seconds = seconds_since(epoch_start);
     const EvalResult val = evaluate(*ms.model, *data.val, k, c.max_batches, c.progress, "  validating");
     EpochRecord rec;
@@ -247,6 +257,7 @@ TrainOutcome train_model(TrainConfig c, std::ostream& log) {
       save_model_checkpoint(best, *ms.model, meta);
     }
     save_last();
+    if (interrupted() && st.epoch < c.epochs) return stopped(interrupted_message());
   }
 
   // The reported model is the one chosen by validation accuracy, not the last one.

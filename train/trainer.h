@@ -21,6 +21,7 @@
 // and the checkpoint holds the rest of the state, so with the same thread count a resumed
 // run ends bit-identical to an uninterrupted one.
 #pragma once
+#include <atomic>
 #include <iosfwd>
 #include <string>
 
@@ -33,7 +34,7 @@ namespace minidl {
 struct TrainOutcome {
   enum class Status {
     Completed,  // all epochs trained and the test evaluation written
-    Stopped,    // --stop-after-batches reached (resume with --resume)
+    Stopped,    // --stop-after-batches reached, or interrupted (resume with --resume)
     Diverged,   // a non-finite loss; OUT/last.safetensors is the last good state
   };
   Status status = Status::Completed;
@@ -45,7 +46,9 @@ struct TrainOutcome {
 
 // Runs (or resumes) training as described above. Human-readable progress goes to `log`
 // (the live line to stderr when config.progress). Errors throw minidl::Error.
-TrainOutcome train_model(TrainConfig config, std::ostream& log);
+// `interrupt`, when given, is polled after every batch: once true, the run writes
+// OUT/last.safetensors at that position and returns Stopped (the app sets it on Ctrl-C).
+TrainOutcome train_model(TrainConfig config, std::ostream& log, const std::atomic<bool>* interrupt = nullptr);
 
 // The learning-rate range test on this config's data and model (frozen backbone when
 // freeze_epochs > 0, since that is the phase the lr is for): writes OUT/lr_find.csv and
