@@ -227,6 +227,12 @@ TEST_CASE("training checkpoint: refusals name the file") {
   CHECK(other->state_dict()[0].second.to_vector<double>() == before);  // strict: nothing changed
 
   CHECK_ERROR_MENTIONS(read_checkpoint_info(dir.file("missing.safetensors")), "missing.safetensors");
+  write_text_atomic(dir.file("short.safetensors"), "abc");
+  CHECK_ERROR_MENTIONS(read_checkpoint_info(dir.file("short.safetensors")), "short.safetensors", "too short");
+  write_text_atomic(dir.file("huge.safetensors"), std::string("\xff\xff\xff\x00\x00\x00\x00\x00{}", 10));
+  CHECK_ERROR_MENTIONS(read_checkpoint_info(dir.file("huge.safetensors")), "huge.safetensors", "does not fit");
+  write_text_atomic(dir.file("garbled.safetensors"), std::string("\x04\x00\x00\x00\x00\x00\x00\x00{{{{", 12));
+  CHECK_ERROR_MENTIONS(read_checkpoint_info(dir.file("garbled.safetensors")), "garbled.safetensors", "malformed");
 }
 
 TEST_CASE("model checkpoint: plain torchvision names and classify's metadata") {

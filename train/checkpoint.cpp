@@ -1,5 +1,10 @@
 #include "train/checkpoint.h"
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
 #include "models/safetensors.h"
 #include "models/state_dict.h"
 #include "tensor/error.h"
@@ -38,6 +43,33 @@ CheckpointInfo info_from_metadata(const std::map<std::string, std::string>& meta
     throw Error(path + ": " + what);
   }
   return info;
+}
+
+// Only the file's JSON header: --resume reads a checkpoint's settings before it builds
+// anything, and a resnet152 checkpoint with AdamW state is most of a gigabyte.
+std::map<std::string, std::string> read_metadata_only(const std::string& path) {
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  MINIDL_CHECK(!ec, path, ": cannot read: ", ec.message());
+  std::ifstream f(path, std::ios::binary);
+  MINIDL_CHECK(f.good(), path, ": cannot open: ", std::strerror(errno));
+  unsigned char len_bytes[8] = {};
+  f.read(reinterpret_cast<char*>(len_bytes), 8);
+  MINIDL_CHECK(f.gcount() == 8, path, ": too short to be a safetensors file");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = n << 8 | len_bytes[i];  // little-endian, whatever the host
+  MINIDL_CHECK(n <= kSafetensorsMaxHeader && n <= size - 8, path, ": header length ", n,
+               " does not fit the file (", size, " bytes)");
+  std::string header(size_t(n), '\0');
+  f.read(header.data(), std::streamsize(n));
+  MINIDL_CHECK(uint64_t(f.gcount()) == n, path, ": truncated header");
+  try {
+    const nlohmann::json j = nlohmann::json::parse(header);
+    if (!j.contains("__metadata__")) return {};
+    return j.at("__metadata__").get<std::map<std::string, std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(detail::concat(path, ": malformed safetensors header: ", e.what()));
+  }
 }
 
 }  // namespace
@@ -81,9 +113,7 @@ void save_training_checkpoint(const std::string& path, const Module& model, cons
 }
 
 CheckpointInfo read_checkpoint_info(const std::string& path) {
-  // load_safetensors reads the tensors too; a checkpoint is at most a few hundred MB and
-  // this runs once per resume, so a header-only reader is not worth its code.
-  return info_from_metadata(load_safetensors(path).metadata, path);
+  return info_from_metadata(read_metadata_only(path), path);
 }
 
 CheckpointInfo load_training_checkpoint(const std::string& path, Module& model, Optimizer& optimizer) {
