@@ -4,11 +4,16 @@
 //   ./build/apps/classify --model eurosat.safetensors photo.jpg more_photos/
 //   ./build/apps/classify --model eurosat.safetensors --topk 3 --csv preds.csv ../shared/data/EuroSAT_RGB/River
 //   ./build/apps/classify --model resnet50.safetensors --classes imagenet_classes.txt cat.png
+//   ./build/apps/classify --model runs/r18/best.safetensors --eval ../shared/data/EuroSAT_RGB --split-file runs/r18/split.json
 //
 // Inputs are image files and folders (searched recursively for .jpg/.jpeg/.png/.bmp). Each
 // image prints one line on stdout, "path: Forest 0.9312, River 0.0411, ...", with its
 // --topk most probable classes; --csv also writes every class's probability. Skipped
 // images, progress and the summary go to stderr, so stdout holds results only.
+//
+// --eval DIR scores the model on a labelled folder (one sub-folder per class), or with
+// --split-file on that split's test part: accuracy, per-class precision/recall/F1, the
+// confusion matrix (--confusion-csv writes it) and the worst predictions.
 //
 // The work is done by models/classifier.h (model loading, batching, CSV); this file is the
 // command line around it. Exit codes: 0 when at least one image was classified, 1 on a
@@ -28,7 +33,9 @@
 #include "datasets/image.h"
 #include "models/classifier.h"
 #include "tensor/error.h"
+#include "datasets/split.h"
 #include "tensor/parallel.h"
+#include "train/folder_eval.h"
 
 using namespace minidl;
 
@@ -38,6 +45,8 @@ struct Args {
   std::string model;
   ClassifierOptions options;
   int topk = 5;
+  std::string eval_dir, split_file, confusion_csv;
+  int top_losses = 10;
   std::string csv;
   int batch_size = 32;
   int threads = 0;  // 0: leave OpenMP's default (OMP_NUM_THREADS or all cores)
@@ -83,8 +92,15 @@ void add_flags(CLI::App& app, Args& a) {
   app.add_option("--threads", a.threads, "CPU threads (default: OMP_NUM_THREADS or all cores)")
       ->check(CLI::Range(1, 4096));
   app.add_option("inputs", a.inputs, "image files and folders (searched recursively)")
-      ->required()
       ->check(CLI::ExistingPath);
+  app.add_option("--eval", a.eval_dir, "score the model on this labelled folder (one sub-folder per class) instead")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--split-file", a.split_file, "with --eval: only the test part of this split (a run's split.json)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--confusion-csv", a.confusion_csv, "with --eval: write the confusion matrix to this CSV file");
+  app.add_option("--top-losses", a.top_losses, "with --eval: worst predictions to list")
+      ->capture_default_str()
+      ->check(CLI::Range(0, INT_MAX));
   app.footer(kFooter);
 }
 
@@ -136,8 +152,46 @@ class Progress {
   size_t step_, next_ = 0;
 };
 
+// --eval: the model against a labelled folder (or a split's test part), with the tables the
+// training run prints.
+int run_eval(const Args& a) {
+  const ImageFolder folder = scan_image_folder(a.eval_dir);
+  for (const std::string& s : folder.skipped) std::fprintf(stderr, "classify: skipped (not an image): %s\n", s.c_str());
+  std::vector<int64_t> indices;
+  if (!a.split_file.empty()) indices = read_split_file(a.split_file, folder).test;
+  const Classifier classifier(a.model, a.options);
+  check_folder_classes(classifier, folder);
+  const size_t total = indices.empty() ? folder.samples.size() : indices.size();
+  std::fprintf(stderr, "classify --eval: %s, %lld classes, %dx%d input, %zu images (%s)\n", classifier.arch().c_str(),
+               (long long)classifier.num_classes(), classifier.img_size(), classifier.img_size(), total,
+               a.split_file.empty() ? "the whole folder" : "the split's test part");
+  Progress progress(total, a.batch_size);
+  ClassifyHooks hooks;
+  hooks.on_skip = [&](const std::string&, const std::string& reason) { progress.message("classify: skipped: " + reason); };
+  hooks.on_batch = [&](size_t done, size_t n) { progress.update(done, n); };
+  const FolderEval ev = evaluate_folder(classifier, folder, indices, a.batch_size, hooks);
+
+  std::vector<std::string> names;
+  for (int64_t c = 0; c < classifier.num_classes(); ++c) names.push_back(classifier.class_name(c));
+  const ClassificationReport report = classification_report(ev.confusion);
+  std::printf("accuracy %.4f%% on %lld images (%zu skipped)\n\n%s\n%s", 100.0 * report.accuracy,
+              (long long)ev.confusion.total(), ev.skipped, format_classification_table(report, names).c_str(),
+              format_confusion_table(ev.confusion, names).c_str());
+  const auto worst = top_losses(ev.records, size_t(a.top_losses), /*mistakes_only=*/true);
+  if (!worst.empty()) std::printf("\nworst %zu mistakes (path, true -> predicted, confidence):\n", worst.size());
+  for (const EvalRecord& r : worst)
+    std::printf("  %s  %s -> %s  %.1f%%\n", folder.samples[size_t(r.index)].path.c_str(), names[size_t(r.label)].c_str(),
+                names[size_t(r.score.predicted)].c_str(), 100.0 * r.score.confidence);
+  if (!a.confusion_csv.empty()) {
+    write_confusion_csv(a.confusion_csv, ev.confusion, names);
+    std::fprintf(stderr, "classify: wrote %s\n", a.confusion_csv.c_str());
+  }
+  return 0;
+}
+
 int run(const Args& a) {
   if (a.threads > 0) set_num_threads(a.threads);
+  if (!a.eval_dir.empty()) return run_eval(a);
   const std::vector<std::string> paths = gather_images(a.inputs);  // first: cheap, and may fail
   const Classifier classifier(a.model, a.options);
   std::fprintf(stderr, "classify: %s, %lld classes, %dx%d input, %zu image%s\n", classifier.arch().c_str(),
@@ -182,6 +236,16 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "classify: %s\nRun with --help for the options.\n", e.what());
+    return 2;
+  }
+  // Which mode: image inputs, or --eval with its companions.
+  const char* usage_error = nullptr;
+  if (!args.eval_dir.empty() && !args.inputs.empty()) usage_error = "give either image inputs or --eval DIR, not both";
+  else if (args.eval_dir.empty() && (!args.split_file.empty() || !args.confusion_csv.empty()))
+    usage_error = "--split-file and --confusion-csv need --eval DIR";
+  else if (args.eval_dir.empty() && args.inputs.empty()) usage_error = "no inputs: give image files or folders, or --eval DIR";
+  if (usage_error) {
+    std::fprintf(stderr, "classify: %s\nRun with --help for the options.\n", usage_error);
     return 2;
   }
   try {
