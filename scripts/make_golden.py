@@ -101,6 +101,13 @@ def golden(arch):
     f32_watched = [n for n in WATCHED[arch] if "f64.grad." + n not in out]
     for name in f32_watched:
         out["grad." + name] = params[name].grad.detach().clone()
+    # PyTorch's own float32 deviation from float64 for the gradients kept only in float64:
+    # the scale of float32 rounding in this network, recorded for the test's messages.
+    torch32_dev = {}
+    for name in WATCHED[arch]:
+        if "f64.grad." + name in out:
+            exact = out["f64.grad." + name]
+            torch32_dev[name] = ((params[name].grad.double() - exact).abs().max() / exact.abs().max()).item()
     opt.step()
     for name in f32_watched:
         out["sgd." + name] = params[name].detach().clone()
@@ -112,7 +119,8 @@ def golden(arch):
         golden_fill.fill("layer1.0.conv1.weight", tuple(sd["layer1.0.conv1.weight"].shape))).flatten()[:64].clone()
     meta = {"arch": arch, "torch": torch.__version__, "torchvision": torchvision.__version__, "lr": str(LR),
             "momentum": str(MOMENTUM), "weight_decay": str(WD), "label_smoothing": str(SMOOTHING),
-            "watched": ",".join(WATCHED[arch]), "f64_watched": ",".join(F64_WATCHED.get(arch, WATCHED[arch]))}
+            "watched": ",".join(WATCHED[arch]), "f64_watched": ",".join(F64_WATCHED.get(arch, WATCHED[arch])),
+            "torch_f32_grad_deviation": ",".join(f"{k}={v:.3g}" for k, v in torch32_dev.items())}
     return out, meta
 
 
