@@ -3,20 +3,15 @@
 #include <algorithm>
 
 #include "tensor/error.h"
+#include "tensor/random.h"
 
 namespace minidl {
 
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
-// splitmix64 is a bijection, so for a fixed h distinct v give distinct results.
-uint64_t combine(uint64_t h, uint64_t v) { return splitmix64(h ^ splitmix64(v)); }
+// mix64 (splitmix64's mixer) is a bijection, so for a fixed h distinct v give distinct results.
+uint64_t combine(uint64_t h, uint64_t v) { return mix64(h ^ mix64(v)); }
 
 // Separate domains keep the order stream and the augmentation streams unrelated.
 constexpr uint64_t kOrderDomain = 0x4f52444552ull;   // "ORDER"
@@ -25,11 +20,11 @@ constexpr uint64_t kAugmentDomain = 0x4155474dull;   // "AUGM"
 }  // namespace
 
 uint64_t epoch_seed(uint64_t seed, int64_t epoch) {
-  return combine(combine(splitmix64(seed), kOrderDomain), uint64_t(epoch));
+  return combine(combine(mix64(seed), kOrderDomain), uint64_t(epoch));
 }
 
 uint64_t augment_seed(uint64_t seed, int64_t epoch, int64_t position) {
-  return combine(combine(combine(splitmix64(seed), kAugmentDomain), uint64_t(epoch)), uint64_t(position));
+  return combine(combine(combine(mix64(seed), kAugmentDomain), uint64_t(epoch)), uint64_t(position));
 }
 
 Image augment_image(const Image& img, const AugmentOptions& aug, int img_size, Generator& gen) {

@@ -15,12 +15,6 @@ namespace minidl {
 
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 const char* const kPartNames[3] = {"train", "val", "test"};
 
@@ -70,7 +64,7 @@ Split stratified_split(const ImageFolder& folder, double train_frac, double val_
   for (size_t label = 0; label < by_class.size(); ++label) {
     std::vector<int64_t>& idx = by_class[label];
     // Each class its own stream, so adding a class leaves the others' draws unchanged.
-    Generator gen(splitmix64(seed ^ splitmix64(0x5350'4c49'5400ull + label)));
+    Generator gen(mix64(seed ^ mix64(0x5350'4c49'5400ull + label)));
     for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[gen.randint(i)]);
     const PartSizes sz = split_sizes(int64_t(idx.size()), train_frac, val_frac);
     const auto a = idx.begin(), b = a + sz.train, c = b + sz.val;

@@ -27,6 +27,10 @@ class Generator {
   State s_{};
 };
 
+// splitmix64's mixing step: a bijection on 64-bit words that scatters nearby inputs far
+// apart. Used to derive independent seeds from (seed, epoch, index) tuples.
+uint64_t mix64(uint64_t x);
+
 // The process-wide default generator used when an op or initialiser is given none.
 Generator& default_generator();
 void manual_seed(uint64_t seed);

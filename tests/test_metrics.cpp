@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "models/classifier.h"  // csv_field
 #include "train/metrics.h"
 #include "train/svg_chart.h"
 #include "train/text_io.h"
@@ -166,8 +167,8 @@ TEST_CASE("text helpers: base64, escaping") {
   CHECK(base64_encode(reinterpret_cast<const uint8_t*>(s.data()), 1) == "TQ==");
   CHECK(base64_encode(nullptr, 0).empty());
   CHECK(html_escape("<a href=\"x\">&'") == "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
-  CHECK(csv_quote("plain") == "plain");
-  CHECK(csv_quote("say \"hi\"") == "\"say \"\"hi\"\"\"");
+  CHECK(csv_field("plain") == "plain");
+  CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
 }
 
 TEST_CASE("line chart SVG: well-formed, skips non-finite points, escapes text") {

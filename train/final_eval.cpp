@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/classifier.h"  // csv_field
 #include "train/epoch_progress.h"
 #include "train/evaluate.h"
 #include "train/report.h"
@@ -61,7 +62,7 @@ TestSummary evaluate_and_report(Module& model, RunData& data, const TrainConfig&
     const std::string& pred = names[size_t(e.score.predicted)];
     char line[64];
     std::snprintf(line, sizeof line, "%.4f,%.4f", e.score.confidence, e.score.loss);
-    csv += csv_quote(path) + "," + csv_quote(truth) + "," + csv_quote(pred) + "," + line + "\n";
+    csv += csv_field(path) + "," + csv_field(truth) + "," + csv_field(pred) + "," + line + "\n";
     std::snprintf(line, sizeof line, "%5.1f%%", 100 * e.score.confidence);
     log << "  " << path << "  " << truth << " -> " << pred << "  " << line << "\n";
   }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "models/classifier.h"  // csv_field
 #include "tensor/error.h"
 #include "train/text_io.h"
 
@@ -153,10 +154,10 @@ void write_confusion_csv(const std::string& path, const ConfusionMatrix& cm, con
   const int64_t k = cm.num_classes();
   check_names(names, k, "write_confusion_csv");
   std::string text = "true\\predicted";
-  for (const auto& n : names) (text += ',') += csv_quote(n);
+  for (const auto& n : names) (text += ',') += csv_field(n);
   text += "\n";
   for (int64_t i = 0; i < k; ++i) {
-    text += csv_quote(names[size_t(i)]);
+    text += csv_field(names[size_t(i)]);
     for (int64_t j = 0; j < k; ++j) (text += ',') += std::to_string(cm.at(i, j));
     text += "\n";
   }

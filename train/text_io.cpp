@@ -44,16 +44,6 @@ std::vector<uint8_t> read_binary_file(const std::string& path) {
   return std::vector<uint8_t>(s.begin(), s.end());
 }
 
-std::string csv_quote(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 std::string html_escape(const std::string& s) {
   std::string out;
   out.reserve(s.size());

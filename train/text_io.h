@@ -15,8 +15,6 @@ void append_text(const std::string& path, const std::string& text);
 std::string read_text_file(const std::string& path);
 std::vector<uint8_t> read_binary_file(const std::string& path);
 
-// A CSV field, quoted per RFC 4180 when it holds a comma, quote, CR or LF.
-std::string csv_quote(const std::string& s);
 // &, <, >, " and ' as entities.
 std::string html_escape(const std::string& s);
 std::string base64_encode(const uint8_t* data, size_t size);
