@@ -3,7 +3,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
+
+#include "kernels/cpu/gemm_fast.h"
 
 namespace minidl::cpu {
 
@@ -48,9 +51,21 @@ void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
   }
 }
 
+// Checked once. Defined here, not in gemm_avx2.cpp, because that file is compiled with AVX2
+// enabled and this check must run on any x86-64.
+bool cpu_has_avx2_fma() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
+// float goes to the packed AVX2/FMA kernel (gemm_avx2.cpp) when the CPU has it; double, and
+// float on older CPUs, to the reference.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (cpu_has_avx2_fma()) return sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
   gemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -1,0 +1,262 @@
+// The AVX2/FMA SGEMM (kernels/cpu/gemm_avx2.cpp) against gemm_reference on awkward shapes:
+// every transpose, alpha/beta not 0 or 1, beta = 0 over a C full of NaN, leading dimensions
+// wider than the rows, sizes around every block and tile edge (6 x 16 tiles, KC = 256,
+// MC = 144 rows and NG = 256 columns per work item, the dot kernel's 8 columns and its
+// 4096-long K blocks), each path the dispatcher can take
+// (packed, swapped, dot, packed A), 1 and 2 threads and inside an outer parallel region,
+// which must all give the same bits.
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_fast.h"
+#include "tensor/parallel.h"
+#include "tensor/random.h"
+#include "test_util.h"
+
+using namespace minidl;
+
+namespace {
+
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n) : prev_(get_num_threads()) { set_num_threads(n); }
+  ~ThreadCount() { set_num_threads(prev_); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+
+ private:
+  int prev_;
+};
+
+std::vector<float> random_floats(size_t n, uint64_t seed) {
+  Generator g(seed);
+  std::vector<float> v(n);
+  for (float& x : v) x = static_cast<float>(g.uniform(-1, 1));
+  return v;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// One GEMM problem with padded leading dimensions and a sentinel past column N of C.
+struct Case {
+  bool ta, tb;
+  int64_t M, N, K;
+  float alpha, beta;
+  int64_t lda, ldb, ldc;
+  std::vector<float> A, B, C0;
+  static constexpr float kSentinel = 12345.5f;
+
+  Case(bool ta_, bool tb_, int64_t M_, int64_t N_, int64_t K_, float alpha_, float beta_, uint64_t seed)
+      : ta(ta_), tb(tb_), M(M_), N(N_), K(K_), alpha(alpha_), beta(beta_) {
+    lda = (ta ? M : K) + 3;
+    ldb = (tb ? K : N) + 5;
+    ldc = N + 2;
+    A = random_floats(size_t((ta ? K : M) * lda), seed);
+    B = random_floats(size_t((tb ? N : K) * ldb), seed + 1);
+    C0 = random_floats(size_t(M * ldc), seed + 2);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < ldc; ++j) {
+        float& c = C0[size_t(i * ldc + j)];
+        if (j >= N) c = kSentinel;
+        else if (beta == 0.f) c = std::numeric_limits<float>::quiet_NaN();  // must be overwritten, not read
+      }
+  }
+
+  std::vector<float> run_fast(const cpu::SgemmConfig& cfg = {}) const {
+    std::vector<float> C = C0;
+    cpu::sgemm_avx2_config(cfg, ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+    return C;
+  }
+  std::vector<float> run_reference() const {
+    std::vector<float> C = C0;
+    cpu::gemm_reference<float>(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+    return C;
+  }
+  double a(int64_t i, int64_t p) const { return A[size_t(ta ? p * lda + i : i * lda + p)]; }
+  double b(int64_t p, int64_t j) const { return B[size_t(tb ? j * ldb + p : p * ldb + j)]; }
+
+  // max over elements of |got - ref| / (|alpha| sum_k |a b| + |beta c|): the error relative to
+  // the size of what was summed (a bound that does not blow up where terms cancel).
+  // Returns infinity when a sentinel past column N changed or a NaN appears.
+  double error(const std::vector<float>& got, const std::vector<float>& ref) const {
+    double worst = 0;
+    for (int64_t i = 0; i < M; ++i) {
+      for (int64_t j = N; j < ldc; ++j)
+        if (got[size_t(i * ldc + j)] != kSentinel) return std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < N; ++j) {
+        double mag = 0;
+        for (int64_t p = 0; p < K; ++p) mag += std::abs(a(i, p) * b(p, j));
+        mag = std::abs(double(alpha)) * mag + (beta == 0.f ? 0.0 : std::abs(double(beta) * C0[size_t(i * ldc + j)]));
+        const double e = std::abs(double(got[size_t(i * ldc + j)]) - ref[size_t(i * ldc + j)]) / (mag + 1e-30);
+        if (!(e <= worst)) worst = e;  // NaN counts as the worst
+      }
+    }
+    return worst;
+  }
+};
+
+// Tolerance for error(). Summing K products in float rounds each partial sum s_k with a
+// relative error of at most eps/2 (eps = 2^-23 ~ 1.19e-7); the roundings are independent,
+// roughly uniform, so the total has a standard deviation of about
+// eps / (2 sqrt 3) * sqrt(sum_k s_k^2) <= eps / (2 sqrt 3) * sqrt(K) * (sum_k |a b|), the
+// last step being the worst case where all terms have one sign (the guaranteed bound,
+// K * eps, needs adversarial data). sqrt(K + 4) * eps is 3.5 of those standard
+// deviations (the + 4 covers the roundings of alpha, beta and adding K blocks into C); on
+// random signs the observed errors are 20-50x below it. It still catches a single missing
+// or wrong term, which costs ~ 1/K of sum |a b|, for any K below ~40000.
+double tolerance(int64_t K) { return std::sqrt(double(K) + 4.0) * std::numeric_limits<float>::epsilon(); }
+
+void check_case(const Case& c, const cpu::SgemmConfig& cfg = {}) {
+  CAPTURE(c.ta);
+  CAPTURE(c.tb);
+  CAPTURE(c.M);
+  CAPTURE(c.N);
+  CAPTURE(c.K);
+  CAPTURE(c.alpha);
+  CAPTURE(c.beta);
+  CAPTURE(cfg.allow_dot);
+  CAPTURE(cfg.allow_swap);
+  CAPTURE(cfg.in_place);
+  std::vector<float> one, two;
+  {
+    ThreadCount t(1);
+    one = c.run_fast(cfg);
+  }
+  {
+    ThreadCount t(2);
+    two = c.run_fast(cfg);
+  }
+  CHECK(same_bits(one, two));  // the thread count must not change a bit
+  const double err = c.error(one, c.run_reference());
+  CAPTURE(err);
+  CHECK(err <= tolerance(c.K));
+}
+
+struct GemmShape {
+  int64_t M, N, K;
+};
+
+// Edges of everything: 1s, primes, tile sizes +-1 (6 rows, 8 and 16 columns), the dot
+// kernel's limit (8), the limits for swapping (N < 16, or <= 18 with A^T) and for reading
+// B in place (<= 18 rows), K around the block size (256; 257 splits into 2 x 129) and the
+// 8-wide vector along K in the dot kernel.
+const GemmShape kShapes[] = {{1, 1, 1},     {1, 37, 1},   {37, 1, 1},   {7, 13, 5},    {33, 17, 65},  {5, 9, 3},
+                         {6, 16, 8},    {7, 17, 9},   {12, 15, 31}, {13, 31, 257}, {11, 33, 256}, {2, 40, 19},
+                         {40, 2, 19},   {50, 8, 23},  {50, 9, 23},  {8, 50, 23},   {9, 50, 23},   {23, 4, 300},
+                         {4, 23, 300},  {64, 7, 129}, {40, 17, 33}, {100, 18, 50}, {97, 131, 259}};
+
+}  // namespace
+
+TEST_CASE("sgemm_avx2 matches gemm_reference: all transposes, alpha/beta, NaN under beta = 0, padded strides") {
+  if (!cpu::cpu_has_avx2_fma()) {
+    MESSAGE("this CPU has no AVX2/FMA: gemm<float> runs the reference, nothing to test");
+    return;
+  }
+  uint64_t seed = 7000;
+  for (const GemmShape& s : kShapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        check_case(Case(ta, tb, s.M, s.N, s.K, 0.75f, -1.25f, seed += 3));
+        check_case(Case(ta, tb, s.M, s.N, s.K, 1.f, 0.f, seed += 3));
+        check_case(Case(ta, tb, s.M, s.N, s.K, -2.f, 1.f, seed += 3));
+      }
+}
+
+TEST_CASE("sgemm_avx2: every path the dispatcher can take gives the same product") {
+  if (!cpu::cpu_has_avx2_fma()) return;
+  // Switching paths off forces the general packed kernel on shapes meant for the dot
+  // kernel or the swapped product, and packs op(A) where it is normally read in place.
+  uint64_t seed = 8000;
+  const GemmShape shapes[] = {{23, 4, 300}, {4, 23, 300}, {50, 9, 23}, {7, 13, 5}, {33, 17, 65}, {40, 18, 21}};
+  for (bool dot : {false, true})
+    for (bool swap : {false, true})
+      for (bool direct : {false, true})
+        for (const GemmShape& s : shapes)
+          for (bool ta : {false, true})
+            for (bool tb : {false, true}) {
+              cpu::SgemmConfig cfg;
+              cfg.allow_dot = dot;
+              cfg.allow_swap = swap;
+              cfg.in_place = direct;
+              check_case(Case(ta, tb, s.M, s.N, s.K, 0.5f, 1.5f, seed += 3), cfg);
+            }
+}
+
+TEST_CASE("sgemm_avx2: blocks larger than one panel, and sizes big enough to run on two threads") {
+  if (!cpu::cpu_has_avx2_fma()) return;
+  uint64_t seed = 9000;
+  // N over many column blocks (NG = 256), M past one row block (MC = 144), K past two K
+  // blocks, K past the dot kernel's K block (4096, when B is packed); then products above
+  // the parallel threshold, cut into items along N, along M, in the dot kernel and in
+  // the swapped product.
+  const GemmShape shapes[] = {{7, 3100, 3},   {150, 20, 10},  {5, 21, 600},   {45, 600, 100}, {9, 5, 4100}, {100, 5, 4500},
+                              {210, 20, 600}, {3000, 4, 200}, {4, 3000, 200}, {300, 12, 700}, {3000, 16, 100}};
+  for (const GemmShape& s : shapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) check_case(Case(ta, tb, s.M, s.N, s.K, -0.5f, 0.25f, seed += 3));
+}
+
+TEST_CASE("sgemm_avx2 inside an outer parallel region runs serially and gives the same bits") {
+  if (!cpu::cpu_has_avx2_fma()) return;
+  // conv calls gemm from inside its parallel-over-samples region: no nested team, and the
+  // result of each call equal to the same call made alone.
+  const Case cases[] = {Case(false, false, 64, 256, 147, 1.f, 0.f, 1), Case(true, false, 300, 16, 64, 1.f, 0.f, 2),
+                        Case(false, true, 64, 147, 256, 1.f, 1.f, 3), Case(false, false, 512, 4, 700, 1.f, 0.f, 4)};
+  constexpr int kCases = 4;
+  std::vector<float> alone[kCases], nested[kCases];
+  {
+    ThreadCount t(2);
+    for (int i = 0; i < kCases; ++i) alone[i] = cases[i].run_fast();
+  }
+  int team = 0;
+  {
+    ThreadCount t(2);
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+      team = omp_get_num_threads();
+#pragma omp for schedule(static)
+      for (int i = 0; i < kCases; ++i) nested[i] = cases[i].run_fast();
+    }
+  }
+  MESSAGE("outer team of ", team, " threads");
+  for (int i = 0; i < kCases; ++i) {
+    CAPTURE(i);
+    CHECK(same_bits(alone[i], nested[i]));
+    CHECK(cases[i].error(nested[i], cases[i].run_reference()) <= tolerance(cases[i].K));
+  }
+}
+
+TEST_CASE("sgemm_avx2 on ResNet-sized products: error vs the double-accumulating reference") {
+  if (!cpu::cpu_has_avx2_fma()) return;
+  // The shapes of a 3x3 conv in layer1 and layer4 of ResNet50 (K = C*3*3 up to 4608), run
+  // twice: the same bits each time (no run-to-run variation).
+  const GemmShape shapes[] = {{64, 256, 576}, {256, 16, 2304}, {512, 4, 4608}};
+  uint64_t seed = 10000;
+  for (const GemmShape& s : shapes) {
+    const Case c(false, false, s.M, s.N, s.K, 1.f, 0.f, seed += 3);
+    const std::vector<float> first = c.run_fast(), again = c.run_fast();
+    CHECK(same_bits(first, again));
+    const double err = c.error(first, c.run_reference());
+    MESSAGE(s.M, "x", s.N, "x", s.K, ": max error ", err, " of sum |a*b| (tolerance ", tolerance(s.K), ")");
+    CHECK(err <= tolerance(s.K));
+  }
+}
+
+TEST_CASE("gemm<float> routes to the fast kernel when the CPU has AVX2/FMA") {
+  // Same bits as sgemm_avx2 (the fast path) or as gemm_reference (no AVX2): which one ran.
+  const Case c(false, true, 33, 17, 65, 1.f, 0.f, 42);
+  std::vector<float> C = c.C0;
+  cpu::gemm<float>(c.ta, c.tb, c.M, c.N, c.K, c.alpha, c.A.data(), c.lda, c.B.data(), c.ldb, c.beta, C.data(), c.ldc);
+  if (cpu::cpu_has_avx2_fma())
+    CHECK(same_bits(C, c.run_fast()));
+  else
+    CHECK(same_bits(C, c.run_reference()));
+}
