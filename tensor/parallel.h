@@ -5,4 +5,16 @@
 namespace minidl {
 void set_num_threads(int n);
 int get_num_threads();
+
+// Sets the thread count for the enclosing scope and restores the previous one on exit.
+class ThreadCountGuard {
+ public:
+  explicit ThreadCountGuard(int n) : prev_(get_num_threads()) { set_num_threads(n); }
+  ~ThreadCountGuard() { set_num_threads(prev_); }
+  ThreadCountGuard(const ThreadCountGuard&) = delete;
+  ThreadCountGuard& operator=(const ThreadCountGuard&) = delete;
+
+ private:
+  int prev_;
+};
 }  // namespace minidl

@@ -22,17 +22,6 @@ using namespace minidl;
 
 namespace {
 
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : prev_(get_num_threads()) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(prev_); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
-
- private:
-  int prev_;
-};
-
 std::vector<float> random_floats(size_t n, uint64_t seed) {
   Generator g(seed);
   std::vector<float> v(n);
@@ -126,11 +115,11 @@ void check_case(const Case& c, const cpu::SgemmConfig& cfg = {}) {
   CAPTURE(cfg.in_place);
   std::vector<float> one, two;
   {
-    ThreadCount t(1);
+    ThreadCountGuard t(1);
     one = c.run_fast(cfg);
   }
   {
-    ThreadCount t(2);
+    ThreadCountGuard t(2);
     two = c.run_fast(cfg);
   }
   CHECK(same_bits(one, two));  // the thread count must not change a bit
@@ -212,12 +201,12 @@ TEST_CASE("sgemm_avx2 inside an outer parallel region runs serially and gives th
   constexpr int kCases = 4;
   std::vector<float> alone[kCases], nested[kCases];
   {
-    ThreadCount t(2);
+    ThreadCountGuard t(2);
     for (int i = 0; i < kCases; ++i) alone[i] = cases[i].run_fast();
   }
   int team = 0;
   {
-    ThreadCount t(2);
+    ThreadCountGuard t(2);
 #pragma omp parallel num_threads(2)
     {
 #pragma omp single

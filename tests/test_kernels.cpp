@@ -25,18 +25,6 @@ using namespace minidl::testing;
 
 namespace {
 
-// Sets the OpenMP thread count for a scope and puts the previous one back.
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : prev_(get_num_threads()) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(prev_); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
-
- private:
-  int prev_;
-};
-
 template <class T>
 std::vector<T> random_vec(size_t n, uint64_t seed, double lo = -1, double hi = 1) {
   Generator g(seed);
@@ -134,11 +122,11 @@ void check_gemm(GemmFn<T> fn, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
 
   std::vector<T> C1 = C0, C2 = C0;
   {
-    ThreadCount one(1);
+    ThreadCountGuard one(1);
     fn(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C1.data(), ldc);
   }
   {
-    ThreadCount two(2);
+    ThreadCountGuard two(2);
     fn(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C2.data(), ldc);
   }
   CHECK(bitwise_equal(C1, C2));  // the thread count must not change a single bit
@@ -399,7 +387,7 @@ TEST_CASE("conv2d kernels give identical bits for 1 and 2 threads where samples 
   const auto dy = random_vec<float>(cc.N * cc.O * g.OH * g.OW, 704);
   auto run = [&](int threads, std::vector<float>& y, std::vector<float>& dx, std::vector<float>& dw,
                  std::vector<float>& db) {
-    ThreadCount tc(threads);
+    ThreadCountGuard tc(threads);
     y.assign(cc.N * cc.O * g.OH * g.OW, 0);
     dx.assign(x.size(), 0);
     dw.assign(w.size(), 0);
@@ -434,7 +422,7 @@ TEST_CASE("conv2d_backward_weight is right when the runtime grants fewer threads
   const auto dy = random_vec<float>(cc.N * cc.O * g.OH * g.OW, 712);
   std::vector<float> dw(cc.O * cc.C * cc.KH * cc.KW), dw_ref(dw.size());
   cpu::conv2d_reference_backward_weight<float>(g, dy.data(), x.data(), dw_ref.data(), nullptr);
-  ThreadCount two(2);
+  ThreadCountGuard two(2);
   const int levels = omp_get_max_active_levels();
   omp_set_max_active_levels(0);  // every parallel region now runs with one thread
   cpu::conv2d_backward_weight<float>(g, dy.data(), x.data(), dw.data(), nullptr);
@@ -910,7 +898,7 @@ TEST_CASE("unary and broadcast binary maps above the parallel grain match loops 
   const std::vector<float> xv = x.to_vector<float>(), rv = row.to_vector<float>();
   std::vector<std::vector<float>> by_threads[2];
   for (int t : {1, 2}) {
-    ThreadCount tc(t);
+    ThreadCountGuard tc(t);
     std::vector<std::vector<float>>& out = by_threads[t - 1];
     out.push_back(exp(x).to_vector<float>());
     out.push_back(log(x).to_vector<float>());

@@ -62,14 +62,6 @@ std::pair<Tensor, Tensor> batch(const Dataset& d, const std::vector<int64_t>& id
 // Runs the enclosing scope on one OpenMP thread. The batches here are tiny, so a kernel's
 // fork/join costs more than its work; on a loaded two-core CI machine the thread hand-offs
 // alone took seconds. The parallel kernels are tested elsewhere.
-class SingleThread {
- public:
-  SingleThread() : prev_(get_num_threads()) { set_num_threads(1); }
-  ~SingleThread() { set_num_threads(prev_); }
-
- private:
-  int prev_;
-};
 
 double accuracy(Module& net, const Dataset& d) {
   std::vector<int64_t> all(size_t(d.n));
@@ -89,7 +81,7 @@ double accuracy(Module& net, const Dataset& d) {
 }  // namespace
 
 TEST_CASE("a conv net learns to tell line orientations apart (>= 95% training accuracy)") {
-  SingleThread one_thread;
+  ThreadCountGuard one_thread(1);  // see above: tiny batches run on one thread
   Generator data_gen(2024), init_gen(7), shuffle_gen(99);
   const Dataset train = make_lines(48, data_gen);  // 192 images
   const Dataset held_out = make_lines(32, data_gen);
