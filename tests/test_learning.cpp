@@ -59,10 +59,6 @@ std::pair<Tensor, Tensor> batch(const Dataset& d, const std::vector<int64_t>& id
   return {from_vector(x, {int64_t(bs), 1, kSize, kSize}), from_vector(y)};
 }
 
-// Runs the enclosing scope on one OpenMP thread. The batches here are tiny, so a kernel's
-// fork/join costs more than its work; on a loaded two-core CI machine the thread hand-offs
-// alone took seconds. The parallel kernels are tested elsewhere.
-
 double accuracy(Module& net, const Dataset& d) {
   std::vector<int64_t> all(size_t(d.n));
   std::iota(all.begin(), all.end(), 0);
@@ -81,7 +77,10 @@ double accuracy(Module& net, const Dataset& d) {
 }  // namespace
 
 TEST_CASE("a conv net learns to tell line orientations apart (>= 95% training accuracy)") {
-  ThreadCountGuard one_thread(1);  // see above: tiny batches run on one thread
+  // One OpenMP thread: the batches here are tiny, so a kernel's fork/join costs more than its
+  // work; on a loaded two-core CI machine the hand-offs alone took seconds. The parallel
+  // kernels are tested elsewhere.
+  ThreadCountGuard one_thread(1);
   Generator data_gen(2024), init_gen(7), shuffle_gen(99);
   const Dataset train = make_lines(48, data_gen);  // 192 images
   const Dataset held_out = make_lines(32, data_gen);
