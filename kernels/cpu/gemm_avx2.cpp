@@ -237,9 +237,9 @@ void pack_a(const View& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float
       const float* r = a.p + i0 + (p0 + p) * a.cs;
       float* d = dst + p * kMR;
       for (int64_t q = 0; q < full; ++q) {
-        _mm_storeu_ps(d + q * kc * kMR, _mm_loadu_ps(r + q * kMR));
-        _mm_storel_pi(reinterpret_cast<__m64*>(d + q * kc * kMR + 4),
-                      _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(r + q * kMR + 4))));
+        _mm_storeu_ps(d + q * kc * kMR, _mm_loadu_ps(r + q * kMR));  // 4 + 2 floats
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(d + q * kc * kMR + 4),
+                         _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + q * kMR + 4)));
       }
       if (rest) {
         float* dq = d + full * kc * kMR;
@@ -541,13 +541,13 @@ void run_packed(const Problem& P, const SgemmConfig& cfg) {
   // thread. One thread: all rows, NG columns (B is packed once per K block and used by
   // every row). More threads: smaller blocks until there are >= 4 per thread, handed out
   // dynamically, so a thread that the OS pauses (the machine is shared) does not hold the
-  // others up for long. Columns are split first (that duplicates nothing but re-reading
-  // A), rows only when the columns run out (then each row block packs B again).
+  // others up for long. An item reads R x K of A and packs K x G of B for R x G x K
+  // multiply-adds, so the longer side is halved each time (items stay close to square).
   int64_t R = round_up(P.M, kMR), G = imin(kNG, round_up(P.N, kNR));
   auto items = [&] { return ceil_div(P.M, R) * ceil_div(P.N, G); };
   if (nt > 1)
     while (items() < 4 * nt) {
-      if (G >= 2 * kNR) G = round_up(ceil_div(G, 2), kNR);
+      if (G >= 2 * kNR && (G >= R || R < 2 * kMR)) G = round_up(ceil_div(G, 2), kNR);
       else if (R >= 2 * kMR) R = round_up(ceil_div(R, 2), kMR);
       else break;
     }
