@@ -1,10 +1,14 @@
-// bench_gemm: our SGEMM (kernels/cpu/gemm_avx2.cpp) side by side with OpenBLAS
-// (cblas_sgemm) and Eigen on square sizes and on the GEMMs of a ResNet50 at 64x64, batch 32.
-// Prints a table and one summary line; never asserts on time.
+// bench_gemm: our SGEMMs (kernels/cpu/gemm_avx512.cpp and gemm_avx2.cpp, one shared driver)
+// side by side with OpenBLAS (cblas_sgemm) and Eigen on square sizes and on the GEMMs of a
+// ResNet50 at 64x64, batch 32. Prints a table and one summary line; never asserts on time.
 //
-//   build/bench/bench_gemm [--threads T] [--reps R] [--filter TEXT] [--json FILE]
+//   build/bench/bench_gemm [--threads T] [--reps R] [--filter TEXT] [--json FILE] [--isa ISA]
 //                          [--no-check] [--ablation] [--pause-ms P] [--openblas-core NAME]
 //
+//   --isa ISA     our kernel(s) to time: avx512, avx2, or both (default: every one this CPU
+//                 has, side by side, with the avx512/avx2 ratio); the ablation times one,
+//                 the first of them. The line above the table names the kernel gemm<float>
+//                 itself uses (gemm_isa(), MINIDL_GEMM can force it).
 //   --threads T   threads for all three libraries (default: OMP_NUM_THREADS or all cores)
 //   --reps R      timed repetitions per case; the table shows medians (default 7)
 //   --filter TEXT only the cases whose name contains TEXT (e.g. "rn50 ", "rn50x32", "rn50dx",
@@ -31,10 +35,11 @@
 // dW = dY cols^T: op(B) transposed). Timing: each repetition runs
 // ours, OpenBLAS and Eigen one after the other (alternating, so machine noise hits all
 // three alike; with idle pauses between them, see --pause-ms), each for enough
-// back-to-back calls to last ~10 ms; the table reports the
-// median per call. Peak: a register-only FMA loop, 12 independent chains of 8-float FMAs,
-// on 1 thread and on T threads. "err": max |C - C_ref| / max |C_ref| against
-// gemm_reference (double accumulation), for ours and OpenBLAS.
+// back-to-back calls to last ~10 ms (each of our kernels runs as its own contender in
+// the same rotation); the table reports the median per call. Peak: a register-only FMA
+// loop, 12 independent chains of 8- or 16-float FMAs, on 1 thread and on T threads.
+// "err": max |C - C_ref| / max |C_ref| against gemm_reference (double accumulation), for
+// our first kernel and OpenBLAS.
 #include <cblas.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -75,7 +80,7 @@ double median(std::vector<double> v) {
 
 // ------------------------------------------------------------------------- FMA peak
 
-__attribute__((target("avx2,fma"))) float fma_chains(int64_t iters) {
+__attribute__((target("avx2,fma"))) float fma_chains8(int64_t iters) {
   __m256 acc[12];
   for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(float(i));
   const __m256 m = _mm256_set1_ps(0.9999999f), a = _mm256_set1_ps(1e-7f);
@@ -84,27 +89,48 @@ __attribute__((target("avx2,fma"))) float fma_chains(int64_t iters) {
     for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], m, a);
   __m256 s = acc[0];
   for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
-  float out[8];
-  _mm256_storeu_ps(out, s);
-  return out[0];
+  return _mm256_cvtss_f32(s);
 }
 
-// GFLOP/s of `threads` threads each running the FMA loop (best of 3 runs of ~0.2 s).
-double fma_peak(int threads) {
-  const int64_t iters = 20'000'000;
+__attribute__((target("avx512f"))) float fma_chains16(int64_t iters) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(float(i));
+  const __m512 m = _mm512_set1_ps(0.9999999f), a = _mm512_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], m, a);
+  __m512 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+  return _mm512_cvtss_f32(s);
+}
+
+// GFLOP/s of `threads` threads each running the FMA loop of `lanes` (8 or 16) floats
+// (best of 3 runs of ~0.1-0.2 s).
+double fma_peak(int threads, int lanes) {
+  const int64_t iters = lanes == 16 ? 10'000'000 : 20'000'000;
   double best = 0;
   volatile float sink = 0;
   for (int rep = 0; rep < 3; ++rep) {
     const auto t = Clock::now();
     float s = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : s)
-    s += fma_chains(iters);
+    s += lanes == 16 ? fma_chains16(iters) : fma_chains8(iters);
     const double sec = seconds_since(t);
     sink = sink + s;
-    best = std::max(best, double(threads) * iters * 12 * 16 / sec / 1e9);
+    best = std::max(best, double(threads) * iters * 12 * lanes * 2 / sec / 1e9);
   }
   return best;
 }
+
+// ------------------------------------------------------------------------ our kernels
+
+using SgemmFn = void (*)(const cpu::SgemmConfig&, bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                         const float*, int64_t, float, float*, int64_t);
+struct Ours {
+  std::string isa;  // "avx512" or "avx2"
+  SgemmFn fn;
+  int lanes;  // floats per vector, for the peak
+};
 
 // ---------------------------------------------------------------------------- cases
 
@@ -238,7 +264,7 @@ __attribute__((target("avx2,fma"))) void packed_loops_gemm(int64_t M, int64_t N,
   }
 }
 
-int run_ablation(int threads, int reps, const std::string& filter, double pause) {
+int run_ablation(const Ours& ours, int threads, int reps, const std::string& filter, double pause) {
   const Case cases[] = {{"sq 512", 512, 512, 512, "sq"},
                         {"rn50 stem 7x7/2 3->64", 64, 1024, 147, "rn50"},
                         {"rn50 l1 3x3 64->64", 64, 256, 576, "rn50"},
@@ -258,15 +284,17 @@ int run_ablation(int threads, int reps, const std::string& filter, double pause)
       plus_swap{false, true, true, 1}, all1{true, true, true, 1}, allT{true, true, true, threads};
   const Step steps[] = {{"reference (double acc.), 1 thr", 1, {}, 0},
                         {"packed, plain loops, 1 thr", 1, {}, 1},
-                        {"6x16 micro-kernel, all packed", 1, all_packed, 2},
+                        {"micro-kernel, all packed", 1, all_packed, 2},
                         {"+ operands read in place", 1, plus_in_place, 2},
                         {"+ swapped product", 1, plus_swap, 2},
                         {"+ dot kernel (a side <= 8)", 1, all1, 2},
                         {"+ threads", threads, allT, 2},
                         {"OpenBLAS, 1 thr", 1, {}, 3},
                         {"OpenBLAS, T thr", threads, {}, 3}};
-  std::printf("ablation: GFLOP/s per step (median of %d), T = %d threads; the plain-loop step is NN only\n%-32s",
-              reps, threads, "step");
+  std::printf(
+      "ablation of our %s kernel: GFLOP/s per step (median of %d), T = %d threads; the plain-loop step (AVX2, 6x16 "
+      "panels) is NN only\n%-32s",
+      ours.isa.c_str(), reps, threads, "step");
   std::vector<const Case*> chosen;
   for (const Case& c : cases)
     if (c.name.find(filter) != std::string::npos) chosen.push_back(&c);
@@ -296,8 +324,7 @@ int run_ablation(int threads, int reps, const std::string& filter, double pause)
             break;
           case 1: packed_loops_gemm(c->M, c->N, c->K, A.data(), B.data(), C.data()); break;
           case 2:
-            cpu::sgemm_avx2_config(st.cfg, c->ta, c->tb, c->M, c->N, c->K, 1.f, A.data(), lda, B.data(), ldb, 0.f,
-                                   C.data(), c->N);
+            ours.fn(st.cfg, c->ta, c->tb, c->M, c->N, c->K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), c->N);
             break;
           default:
             openblas_set_num_threads(st.nt);
@@ -327,7 +354,7 @@ int run_ablation(int threads, int reps, const std::string& filter, double pause)
 int main(int argc, char** argv) {
   int threads = omp_get_max_threads(), reps = 7;
   double pause_ms = 10;
-  std::string filter, json_path, core;
+  std::string filter, json_path, core, isa = "both";
   bool check = true, ablation = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -340,8 +367,8 @@ int main(int argc, char** argv) {
     };
     if (a == "--help" || a == "-h") {
       std::printf(
-          "usage: bench_gemm [--threads T] [--reps R] [--filter TEXT] [--json FILE] [--no-check] [--ablation]\n"
-          "                  [--pause-ms P] [--openblas-core NAME]\n");
+          "usage: bench_gemm [--threads T] [--reps R] [--filter TEXT] [--json FILE] [--isa avx512|avx2|both]\n"
+          "                  [--no-check] [--ablation] [--pause-ms P] [--openblas-core NAME]\n");
       return 0;
     } else if (a == "--threads") {
       threads = std::atoi(value("--threads").c_str());
@@ -351,6 +378,8 @@ int main(int argc, char** argv) {
       filter = value("--filter");
     } else if (a == "--json") {
       json_path = value("--json");
+    } else if (a == "--isa") {
+      isa = value("--isa");
     } else if (a == "--pause-ms") {
       pause_ms = std::atof(value("--pause-ms").c_str());
     } else if (a == "--openblas-core") {
@@ -368,6 +397,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_gemm: --threads and --reps must be >= 1, --pause-ms >= 0\n");
     return 2;
   }
+  if (isa != "both" && isa != "avx512" && isa != "avx2") {
+    std::fprintf(stderr, "bench_gemm: --isa must be avx512, avx2 or both (got '%s')\n", isa.c_str());
+    return 2;
+  }
   if (!core.empty()) {
     const char* have = std::getenv("OPENBLAS_CORETYPE");
     if (!have || core != have) {  // OpenBLAS reads it when it loads: start again with it set
@@ -377,37 +410,63 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (!cpu::cpu_has_avx2_fma()) {
-    std::fprintf(stderr, "bench_gemm: this CPU has no AVX2/FMA; our fast SGEMM cannot run here\n");
-    return 1;
+  // Our contenders: the kernels asked for, fastest first; asking for one the CPU lacks is an error.
+  std::vector<Ours> ours;
+  if (isa != "avx2") {
+    if (cpu::cpu_has_avx512()) ours.push_back({"avx512", cpu::sgemm_avx512_config, 16});
+    else if (isa == "avx512") {
+      std::fprintf(stderr, "bench_gemm: --isa avx512, but this CPU (or its OS) lacks AVX-512 F/VL/BW/DQ\n");
+      return 1;
+    }
+  }
+  if (isa != "avx512") {
+    if (cpu::cpu_has_avx2_fma()) ours.push_back({"avx2", cpu::sgemm_avx2_config, 8});
+    else if (isa == "avx2" || ours.empty()) {
+      std::fprintf(stderr, "bench_gemm: this CPU has no AVX2/FMA; our fast SGEMM cannot run here\n");
+      return 1;
+    }
   }
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
   Eigen::setNbThreads(threads);
   const double pause = pause_ms / 1000.0, after_openblas = std::max(pause, 0.150);
 
-  const double peak1 = fma_peak(1), peakT = fma_peak(threads);
+  const int lanes = ours.front().lanes;  // the peak of the widest kernel timed
+  const double peak1 = fma_peak(1, lanes), peakT = fma_peak(threads, lanes);
   std::printf("bench_gemm: %d thread(s), median of %d, OpenBLAS %s (core %s), Eigen %d.%d.%d (%s)\n", threads, reps,
               openblas_get_config(), openblas_get_corename(), EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION,
               EIGEN_MINOR_VERSION, Eigen::SimdInstructionSetsInUse());
-  std::printf("measured FMA peak (AVX2, 8-float FMA): %.1f GFLOP/s on 1 thread, %.1f on %d\n", peak1, peakT,
+  std::printf("ours: %s%s; gemm<float> uses %s (MINIDL_GEMM=%s)\n", ours.front().isa.c_str(),
+              ours.size() > 1 ? (", " + ours[1].isa).c_str() : "", cpu::gemm_isa(),
+              std::getenv("MINIDL_GEMM") ? std::getenv("MINIDL_GEMM") : "");
+  std::printf("measured FMA peak (%d-float FMA): %.1f GFLOP/s on 1 thread, %.1f on %d\n", lanes, peak1, peakT,
               threads);
-  if (ablation) return run_ablation(threads, reps, filter, pause);
+  if (ablation) return run_ablation(ours.front(), threads, reps, filter, pause);
 
-  std::printf("%-44s %9s %8s %6s %9s %9s %7s %9s %9s\n", "case (M x N x K)", "ours ms", "GFLOP/s", "%peak",
-              "OpenBLAS", "Eigen", "ours/OB", "err ours", "err OB");
+  const size_t nk = ours.size();
+  std::printf("%-44s", "case (M x N x K), GFLOP/s:");
+  for (const Ours& o : ours) std::printf(" %8s", o.isa.c_str());
+  std::printf(" %6s %8s %8s", "%peak", "OpenBLAS", "Eigen");
+  for (const Ours& o : ours) std::printf(" %10s", (o.isa + "/OB").c_str());
+  if (nk > 1) std::printf(" %10s", "512/avx2");
+  std::printf(" %9s %9s\n", "err ours", "err OB");
   nlohmann::json rows = nlohmann::json::array();
-  std::map<std::string, std::vector<double>> ratios;  // per group
+  // Per-repetition ratios' medians per group: ratios[kernel][group]; "avx512/avx2" too.
+  std::map<std::string, std::map<std::string, std::vector<double>>> ratios;
   for (const Case& c : make_cases()) {
     if (c.name.find(filter) == std::string::npos) continue;
     const auto A = random_floats(size_t(c.M * c.K), 11), B = random_floats(size_t(c.K * c.N), 12);
-    std::vector<float> C_ours(size_t(c.M * c.N)), C_ob(C_ours.size()), C_eig(C_ours.size());
+    std::vector<std::vector<float>> C_ours(nk, std::vector<float>(size_t(c.M * c.N)));
+    std::vector<float> C_ob(size_t(c.M * c.N)), C_eig(C_ob.size());
     const int M = int(c.M), N = int(c.N), K = int(c.K);
     const int lda = c.ta ? M : K, ldb = c.tb ? K : N;  // A and B stored densely, row-major
-    Timer ours, ob, eig;
-    ours.fn = [&] {
-      cpu::sgemm_avx2(c.ta, c.tb, c.M, c.N, c.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C_ours.data(), c.N);
-    };
+    std::vector<Timer> t_k(nk);
+    Timer ob, eig;
+    for (size_t k = 0; k < nk; ++k)
+      t_k[k].fn = [&, k] {
+        ours[k].fn(cpu::SgemmConfig{}, c.ta, c.tb, c.M, c.N, c.K, 1.f, A.data(), lda, B.data(), ldb, 0.f,
+                   C_ours[k].data(), c.N);
+      };
     ob.fn = [&] {
       cblas_sgemm(CblasRowMajor, c.ta ? CblasTrans : CblasNoTrans, c.tb ? CblasTrans : CblasNoTrans, M, N, K, 1.f,
                   A.data(), lda, B.data(), ldb, 0.f, C_ob.data(), N);
@@ -420,82 +479,109 @@ int main(int argc, char** argv) {
       else if (c.tb) eC.noalias() = eA * eB.transpose();
       else eC.noalias() = eA * eB;
     };
-    ours.calibrate(0.01);
-    settle(pause);
+    for (Timer& t : t_k) {
+      t.calibrate(0.01);
+      settle(pause);
+    }
     ob.calibrate(0.01);
     settle(after_openblas);
     eig.calibrate(0.01);
     settle(pause);
-    std::vector<double> t_ours, t_ob, t_eig;
-    for (int r = 0; r < reps; ++r) {  // alternate: noise lands on all three alike
-      t_ours.push_back(ours.run());
-      settle(pause);
-      t_ob.push_back(ob.run());
+    std::vector<std::vector<double>> s_k(nk);
+    std::vector<double> s_ob, s_eig;
+    for (int r = 0; r < reps; ++r) {  // alternate: noise lands on all contenders alike
+      for (size_t k = 0; k < nk; ++k) {
+        s_k[k].push_back(t_k[k].run());
+        settle(pause);
+      }
+      s_ob.push_back(ob.run());
       settle(after_openblas);
-      t_eig.push_back(eig.run());
+      s_eig.push_back(eig.run());
       settle(pause);
     }
     const double flop = 2.0 * c.M * c.N * c.K;
-    const double s_ours = median(t_ours), s_ob = median(t_ob), s_eig = median(t_eig);
-    const double g_ours = flop / s_ours / 1e9, g_ob = flop / s_ob / 1e9, g_eig = flop / s_eig / 1e9;
+    const double g_ob = flop / median(s_ob) / 1e9, g_eig = flop / median(s_eig) / 1e9;
     // Each repetition's ratio (same moment, same noise), then the median of those.
-    std::vector<double> per_rep;
-    for (int r = 0; r < reps; ++r) per_rep.push_back(t_ob[size_t(r)] / t_ours[size_t(r)]);
-    const double ratio = median(per_rep);
+    auto rep_ratio = [&](const std::vector<double>& num, const std::vector<double>& den) {
+      std::vector<double> q;
+      for (int r = 0; r < reps; ++r) q.push_back(num[size_t(r)] / den[size_t(r)]);
+      return median(q);
+    };
+    std::vector<double> g_k(nk), vs_ob(nk);
+    for (size_t k = 0; k < nk; ++k) {
+      g_k[k] = flop / median(s_k[k]) / 1e9;
+      vs_ob[k] = rep_ratio(s_ob, s_k[k]);
+      ratios[ours[k].isa][c.group].push_back(vs_ob[k]);
+      ratios[ours[k].isa]["all"].push_back(vs_ob[k]);
+    }
+    const double wide_vs_narrow = nk > 1 ? rep_ratio(s_k[1], s_k[0]) : 0.0;  // > 1: avx512 faster
+    if (nk > 1) {
+      ratios["avx512/avx2"][c.group].push_back(wide_vs_narrow);
+      ratios["avx512/avx2"]["all"].push_back(wide_vs_narrow);
+    }
     double err_ours = -1, err_ob = -1;
     if (check) {
-      std::vector<float> C_ref(C_ours.size());
+      std::vector<float> C_ref(C_ob.size());
       cpu::gemm_reference<float>(c.ta, c.tb, c.M, c.N, c.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C_ref.data(),
                                  c.N);
-      err_ours = max_rel_diff(C_ours, C_ref);
+      err_ours = max_rel_diff(C_ours[0], C_ref);
       err_ob = max_rel_diff(C_ob, C_ref);
     }
     const std::string label = c.name + " " + std::to_string(c.M) + "x" + std::to_string(c.N) + "x" +
                               std::to_string(c.K);
-    std::printf("%-44s %9.3f %8.1f %5.0f%% %9.1f %9.1f %7.2f", label.c_str(), s_ours * 1e3, g_ours,
-                100 * g_ours / peakT, g_ob, g_eig, ratio);
+    std::printf("%-44s", label.c_str());
+    for (double g : g_k) std::printf(" %8.1f", g);
+    std::printf(" %5.0f%% %8.1f %8.1f", 100 * g_k[0] / peakT, g_ob, g_eig);
+    for (double x : vs_ob) std::printf(" %10.2f", x);
+    if (nk > 1) std::printf(" %10.2f", wide_vs_narrow);
     if (check)
       std::printf(" %9.1e %9.1e\n", err_ours, err_ob);
     else
       std::printf(" %9s %9s\n", "-", "-");
     std::fflush(stdout);
-    ratios[c.group].push_back(ratio);
-    ratios["all"].push_back(ratio);
-    rows.push_back({{"case", c.name},
-                    {"group", c.group},
-                    {"trans_a", c.ta},
-                    {"trans_b", c.tb},
-                    {"M", c.M},
-                    {"N", c.N},
-                    {"K", c.K},
-                    {"ours_ms", s_ours * 1e3},
-                    {"ours_gflops", g_ours},
-                    {"ours_pct_peak", 100 * g_ours / peakT},
-                    {"openblas_gflops", g_ob},
-                    {"eigen_gflops", g_eig},
-                    {"ratio_vs_openblas", ratio},
-                    {"err_ours", err_ours},
-                    {"err_openblas", err_ob}});
+    nlohmann::json row = {{"case", c.name},          {"group", c.group},   {"trans_a", c.ta},
+                          {"trans_b", c.tb},         {"M", c.M},           {"N", c.N},
+                          {"K", c.K},                {"openblas_gflops", g_ob}, {"eigen_gflops", g_eig},
+                          {"err_ours", err_ours},    {"err_openblas", err_ob}};
+    for (size_t k = 0; k < nk; ++k)
+      row["ours"][ours[k].isa] = {{"ms", median(s_k[k]) * 1e3},
+                                  {"gflops", g_k[k]},
+                                  {"pct_peak", 100 * g_k[k] / peakT},
+                                  {"ratio_vs_openblas", vs_ob[k]}};
+    if (nk > 1) row["ratio_avx512_vs_avx2"] = wide_vs_narrow;
+    rows.push_back(row);
   }
-  auto med = [&](const char* g) { return ratios.count(g) ? median(ratios[g]) : 0.0; };
-  auto count = [&](const char* g) { return ratios.count(g) ? ratios[g].size() : size_t(0); };
-  std::printf(
-      "summary: median ours/OpenBLAS = %.2fx on the ResNet50 per-sample forward GEMMs (%zu), %.2fx batched x32 (%zu), "
-      "%.2fx dX (%zu), %.2fx dW (%zu), %.2fx over all %zu cases; %d thread(s), OpenBLAS core %s\n",
-      med("rn50"), count("rn50"), med("rn50x32"), count("rn50x32"), med("rn50dx"), count("rn50dx"), med("rn50dw"),
-      count("rn50dw"), med("all"), count("all"), threads, openblas_get_corename());
+  auto med = [&](const std::string& who, const char* g) {
+    return ratios[who].count(g) ? median(ratios[who][g]) : 0.0;
+  };
+  auto count = [&](const std::string& who, const char* g) {
+    return ratios[who].count(g) ? ratios[who][g].size() : size_t(0);
+  };
+  nlohmann::json summary;
+  std::vector<std::string> whos;
+  for (const Ours& o : ours) whos.push_back(o.isa);
+  if (nk > 1) whos.push_back("avx512/avx2");
+  for (const std::string& who : whos) {
+    const bool vs_ob = who != "avx512/avx2";
+    std::printf(
+        "summary: median %s%s = %.2fx on the ResNet50 per-sample forward GEMMs (%zu), %.2fx batched x32 (%zu), "
+        "%.2fx dX (%zu), %.2fx dW (%zu), %.2fx over all %zu cases; %d thread(s), OpenBLAS core %s\n",
+        who.c_str(), vs_ob ? "/OpenBLAS" : " (time ratio, > 1: avx512 faster)", med(who, "rn50"),
+        count(who, "rn50"), med(who, "rn50x32"), count(who, "rn50x32"), med(who, "rn50dx"), count(who, "rn50dx"),
+        med(who, "rn50dw"), count(who, "rn50dw"), med(who, "all"), count(who, "all"), threads,
+        openblas_get_corename());
+    for (const char* g : {"rn50", "rn50x32", "rn50dx", "rn50dw", "sq", "all"}) summary[who][g] = med(who, g);
+  }
   if (!json_path.empty()) {
     nlohmann::json out = {{"threads", threads},
                           {"reps", reps},
                           {"openblas_core", openblas_get_corename()},
+                          {"gemm_isa", cpu::gemm_isa()},
+                          {"peak_lanes", lanes},
                           {"peak_gflops_1thread", peak1},
                           {"peak_gflops_all", peakT},
                           {"rows", rows},
-                          {"median_ratio_rn50", med("rn50")},
-                          {"median_ratio_rn50x32", med("rn50x32")},
-                          {"median_ratio_rn50dx", med("rn50dx")},
-                          {"median_ratio_rn50dw", med("rn50dw")},
-                          {"median_ratio_all", med("all")}};
+                          {"median_ratios", summary}};
     std::ofstream f(json_path);
     if (!f) {
       std::fprintf(stderr, "bench_gemm: cannot write --json file '%s'\n", json_path.c_str());

@@ -1,19 +1,25 @@
-// The AVX2/FMA SGEMM (kernels/cpu/gemm_avx2.cpp) against gemm_reference on awkward shapes:
-// every transpose, alpha/beta not 0 or 1, beta = 0 over a C full of NaN, leading dimensions
-// wider than the rows, sizes around every block and tile edge (6 x 16 tiles, KC = 256,
-// MC = 144 rows and NG = 256 columns per work item, the dot kernel's 8 columns and its
-// 4096-long K blocks), each path the dispatcher can take
-// (packed, swapped, dot, packed A), 1 and 2 threads and inside an outer parallel region,
-// which must all give the same bits.
+// The fast SGEMMs (kernels/cpu/gemm_avx2.cpp and gemm_avx512.cpp, one shared driver)
+// against gemm_reference on awkward shapes: every transpose, alpha/beta not 0 or 1, beta = 0
+// over a C full of NaN, leading dimensions wider than the rows, sizes around every block
+// and tile edge (6 x 16 tiles for AVX2, 12 x 32 for AVX-512, KC = 256, MC = 144 rows and
+// NG = 256 columns per work item, the dot kernel's 8 columns and its 4096-long K blocks),
+// each path the dispatcher can take (packed, swapped, dot, packed A), 1 and 2 threads and
+// inside an outer parallel region, which must all give the same bits. Every test runs each
+// kernel this CPU supports and says which it skips. Then the routing: MINIDL_GEMM's values
+// and errors, and gemm<float> running the selected kernel.
 #include <omp.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_fast.h"
+#include "tensor/error.h"
 #include "tensor/parallel.h"
 #include "tensor/random.h"
 #include "test_util.h"
@@ -31,6 +37,30 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// One fast kernel: its name, whether this CPU can run it, its entry point.
+using SgemmFn = void (*)(const cpu::SgemmConfig&, bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                         const float*, int64_t, float, float*, int64_t);
+struct Kernel {
+  std::string name;
+  bool (*available)();
+  SgemmFn run;
+};
+const Kernel kKernels[] = {{"avx2", cpu::cpu_has_avx2_fma, cpu::sgemm_avx2_config},
+                           {"avx512", cpu::cpu_has_avx512, cpu::sgemm_avx512_config}};
+
+// body(kernel) for every kernel this CPU supports; a skip message for each other one.
+template <class Body>
+void for_each_kernel(Body body) {
+  for (const Kernel& k : kKernels) {
+    if (!k.available()) {
+      MESSAGE("this CPU has no ", k.name, ": skipping its SGEMM here");
+      continue;
+    }
+    CAPTURE(k.name);
+    body(k);
+  }
 }
 
 // One GEMM problem with padded leading dimensions and a sentinel past column N of C.
@@ -58,9 +88,9 @@ struct Case {
       }
   }
 
-  std::vector<float> run_fast(const cpu::SgemmConfig& cfg = {}) const {
+  std::vector<float> run_fast(const Kernel& k, const cpu::SgemmConfig& cfg = {}) const {
     std::vector<float> C = C0;
-    cpu::sgemm_avx2_config(cfg, ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+    k.run(cfg, ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
     return C;
   }
   std::vector<float> run_reference() const {
@@ -102,7 +132,8 @@ struct Case {
 // or wrong term, which costs ~ 1/K of sum |a b|, for any K below ~40000.
 double tolerance(int64_t K) { return std::sqrt(double(K) + 4.0) * std::numeric_limits<float>::epsilon(); }
 
-void check_case(const Case& c, const cpu::SgemmConfig& cfg = {}) {
+void check_case(const Kernel& k, const Case& c, const cpu::SgemmConfig& cfg = {}) {
+  CAPTURE(k.name);
   CAPTURE(c.ta);
   CAPTURE(c.tb);
   CAPTURE(c.M);
@@ -116,11 +147,11 @@ void check_case(const Case& c, const cpu::SgemmConfig& cfg = {}) {
   std::vector<float> one, two;
   {
     ThreadCountGuard t(1);
-    one = c.run_fast(cfg);
+    one = c.run_fast(k, cfg);
   }
   {
     ThreadCountGuard t(2);
-    two = c.run_fast(cfg);
+    two = c.run_fast(k, cfg);
   }
   CHECK(same_bits(one, two));  // the thread count must not change a bit
   const double err = c.error(one, c.run_reference());
@@ -132,120 +163,174 @@ struct GemmShape {
   int64_t M, N, K;
 };
 
-// Edges of everything: 1s, primes, tile sizes +-1 (6 rows, 8 and 16 columns), the dot
-// kernel's limit (8), the limits for swapping (N < 16, or <= 18 with A^T) and for reading
-// B in place (<= 18 rows), K around the block size (256; 257 splits into 2 x 129) and the
-// 8-wide vector along K in the dot kernel.
-const GemmShape kShapes[] = {{1, 1, 1},     {1, 37, 1},   {37, 1, 1},   {7, 13, 5},    {33, 17, 65},  {5, 9, 3},
-                         {6, 16, 8},    {7, 17, 9},   {12, 15, 31}, {13, 31, 257}, {11, 33, 256}, {2, 40, 19},
-                         {40, 2, 19},   {50, 8, 23},  {50, 9, 23},  {8, 50, 23},   {9, 50, 23},   {23, 4, 300},
-                         {4, 23, 300},  {64, 7, 129}, {40, 17, 33}, {100, 18, 50}, {97, 131, 259}};
+// Edges of everything: 1s, primes, tile sizes +-1 (AVX2: 6 rows, 8 and 16 columns;
+// AVX-512: 12 rows, 16 and 32 columns), the dot kernel's limit (8), the limits for swapping
+// (N < 16 or 32, or <= 18 or 36 with A^T) and for reading B in place (<= 18 or 36 rows), K
+// around the block size (256; 257 splits into 2 x 129) and the 8- or 16-wide vector along
+// K in the dot kernel.
+const GemmShape kShapes[] = {
+    {1, 1, 1},      {1, 37, 1},    {37, 1, 1},    {7, 13, 5},    {33, 17, 65},  {5, 9, 3},      {6, 16, 8},
+    {7, 17, 9},     {12, 15, 31},  {13, 31, 257}, {11, 33, 256}, {2, 40, 19},   {40, 2, 19},    {50, 8, 23},
+    {50, 9, 23},    {8, 50, 23},   {9, 50, 23},   {23, 4, 300},  {4, 23, 300},  {64, 7, 129},   {40, 17, 33},
+    {100, 18, 50},  {97, 131, 259}, {12, 32, 16}, {13, 33, 17},  {11, 31, 33},  {25, 47, 97},   {24, 64, 257},
+    {1, 97, 31},    {97, 1, 33},   {5, 17, 1},    {50, 36, 19},  {40, 37, 21},  {31, 5, 17},    {17, 97, 5}};
 
 }  // namespace
 
-TEST_CASE("sgemm_avx2 matches gemm_reference: all transposes, alpha/beta, NaN under beta = 0, padded strides") {
-  if (!cpu::cpu_has_avx2_fma()) {
-    MESSAGE("this CPU has no AVX2/FMA: gemm<float> runs the reference, nothing to test");
-    return;
-  }
-  uint64_t seed = 7000;
-  for (const GemmShape& s : kShapes)
-    for (bool ta : {false, true})
-      for (bool tb : {false, true}) {
-        check_case(Case(ta, tb, s.M, s.N, s.K, 0.75f, -1.25f, seed += 3));
-        check_case(Case(ta, tb, s.M, s.N, s.K, 1.f, 0.f, seed += 3));
-        check_case(Case(ta, tb, s.M, s.N, s.K, -2.f, 1.f, seed += 3));
-      }
+TEST_CASE("fast sgemm matches gemm_reference: all transposes, alpha/beta, NaN under beta = 0, padded strides") {
+  for_each_kernel([](const Kernel& k) {
+    uint64_t seed = 7000;
+    for (const GemmShape& s : kShapes)
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          check_case(k, Case(ta, tb, s.M, s.N, s.K, 0.75f, -1.25f, seed += 3));
+          check_case(k, Case(ta, tb, s.M, s.N, s.K, 1.f, 0.f, seed += 3));
+          check_case(k, Case(ta, tb, s.M, s.N, s.K, -2.f, 1.f, seed += 3));
+        }
+  });
 }
 
-TEST_CASE("sgemm_avx2: every path the dispatcher can take gives the same product") {
-  if (!cpu::cpu_has_avx2_fma()) return;
+TEST_CASE("fast sgemm: every path the dispatcher can take gives the same product") {
   // Switching paths off forces the general packed kernel on shapes meant for the dot
   // kernel or the swapped product, and packs op(A) where it is normally read in place.
-  uint64_t seed = 8000;
-  const GemmShape shapes[] = {{23, 4, 300}, {4, 23, 300}, {50, 9, 23}, {7, 13, 5}, {33, 17, 65}, {40, 18, 21}};
-  for (bool dot : {false, true})
-    for (bool swap : {false, true})
-      for (bool direct : {false, true})
-        for (const GemmShape& s : shapes)
-          for (bool ta : {false, true})
-            for (bool tb : {false, true}) {
-              cpu::SgemmConfig cfg;
-              cfg.allow_dot = dot;
-              cfg.allow_swap = swap;
-              cfg.in_place = direct;
-              check_case(Case(ta, tb, s.M, s.N, s.K, 0.5f, 1.5f, seed += 3), cfg);
-            }
+  const GemmShape shapes[] = {{23, 4, 300}, {4, 23, 300}, {50, 9, 23},  {7, 13, 5},
+                              {33, 17, 65}, {40, 18, 21}, {50, 30, 19}, {45, 36, 33}};
+  for_each_kernel([&](const Kernel& k) {
+    uint64_t seed = 8000;
+    for (bool dot : {false, true})
+      for (bool swap : {false, true})
+        for (bool direct : {false, true})
+          for (const GemmShape& s : shapes)
+            for (bool ta : {false, true})
+              for (bool tb : {false, true}) {
+                cpu::SgemmConfig cfg;
+                cfg.allow_dot = dot;
+                cfg.allow_swap = swap;
+                cfg.in_place = direct;
+                check_case(k, Case(ta, tb, s.M, s.N, s.K, 0.5f, 1.5f, seed += 3), cfg);
+              }
+  });
 }
 
-TEST_CASE("sgemm_avx2: blocks larger than one panel, and sizes big enough to run on two threads") {
-  if (!cpu::cpu_has_avx2_fma()) return;
-  uint64_t seed = 9000;
+TEST_CASE("fast sgemm: blocks larger than one panel, and sizes big enough to run on two threads") {
   // N over many column blocks (NG = 256), M past one row block (MC = 144), K past two K
-  // blocks, K past the dot kernel's K block (4096, when B is packed); then products above
-  // the parallel threshold, cut into items along N, along M, in the dot kernel and in
-  // the swapped product.
-  const GemmShape shapes[] = {{7, 3100, 3},   {150, 20, 10},  {5, 21, 600},   {45, 600, 100}, {9, 5, 4100}, {100, 5, 4500},
-                              {210, 20, 600}, {3000, 4, 200}, {4, 3000, 200}, {300, 12, 700}, {3000, 16, 100}};
-  for (const GemmShape& s : shapes)
-    for (bool ta : {false, true})
-      for (bool tb : {false, true}) check_case(Case(ta, tb, s.M, s.N, s.K, -0.5f, 0.25f, seed += 3));
+  // blocks, K past the dot kernel's K block (4096, when B must be packed); then products
+  // above the parallel threshold, cut into items along N, along M, in the dot kernel and
+  // in the swapped product.
+  const GemmShape shapes[] = {{7, 3100, 3},   {150, 20, 10},  {5, 21, 600},   {45, 600, 100},
+                              {9, 5, 4100},   {100, 5, 4500}, {210, 20, 600}, {3000, 4, 200},
+                              {4, 3000, 200}, {300, 12, 700}, {3000, 16, 100}, {289, 40, 300}};
+  for_each_kernel([&](const Kernel& k) {
+    uint64_t seed = 9000;
+    for (const GemmShape& s : shapes)
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) check_case(k, Case(ta, tb, s.M, s.N, s.K, -0.5f, 0.25f, seed += 3));
+  });
 }
 
-TEST_CASE("sgemm_avx2 inside an outer parallel region runs serially and gives the same bits") {
-  if (!cpu::cpu_has_avx2_fma()) return;
+TEST_CASE("fast sgemm inside an outer parallel region runs serially and gives the same bits") {
   // conv calls gemm from inside its parallel-over-samples region: no nested team, and the
   // result of each call equal to the same call made alone.
   const Case cases[] = {Case(false, false, 64, 256, 147, 1.f, 0.f, 1), Case(true, false, 300, 16, 64, 1.f, 0.f, 2),
                         Case(false, true, 64, 147, 256, 1.f, 1.f, 3), Case(false, false, 512, 4, 700, 1.f, 0.f, 4)};
   constexpr int kCases = 4;
-  std::vector<float> alone[kCases], nested[kCases];
-  {
-    ThreadCountGuard t(2);
-    for (int i = 0; i < kCases; ++i) alone[i] = cases[i].run_fast();
-  }
-  int team = 0;
-  {
-    ThreadCountGuard t(2);
-#pragma omp parallel num_threads(2)
+  for_each_kernel([&](const Kernel& k) {
+    std::vector<float> alone[kCases], nested[kCases];
     {
-#pragma omp single
-      team = omp_get_num_threads();
-#pragma omp for schedule(static)
-      for (int i = 0; i < kCases; ++i) nested[i] = cases[i].run_fast();
+      ThreadCountGuard t(2);
+      for (int i = 0; i < kCases; ++i) alone[i] = cases[i].run_fast(k);
     }
-  }
-  MESSAGE("outer team of ", team, " threads");
-  for (int i = 0; i < kCases; ++i) {
-    CAPTURE(i);
-    CHECK(same_bits(alone[i], nested[i]));
-    CHECK(cases[i].error(nested[i], cases[i].run_reference()) <= tolerance(cases[i].K));
-  }
+    int team = 0;
+    {
+      ThreadCountGuard t(2);
+#pragma omp parallel num_threads(2)
+      {
+#pragma omp single
+        team = omp_get_num_threads();
+#pragma omp for schedule(static)
+        for (int i = 0; i < kCases; ++i) nested[i] = cases[i].run_fast(k);
+      }
+    }
+    MESSAGE(k.name, ": outer team of ", team, " threads");
+    for (int i = 0; i < kCases; ++i) {
+      CAPTURE(i);
+      CHECK(same_bits(alone[i], nested[i]));
+      CHECK(cases[i].error(nested[i], cases[i].run_reference()) <= tolerance(cases[i].K));
+    }
+  });
 }
 
-TEST_CASE("sgemm_avx2 on ResNet-sized products: error vs the double-accumulating reference") {
-  if (!cpu::cpu_has_avx2_fma()) return;
+TEST_CASE("fast sgemm on ResNet-sized products: error vs the double-accumulating reference") {
   // The shapes of a 3x3 conv in layer1 and layer4 of ResNet50 (K = C*3*3 up to 4608), run
   // twice: the same bits each time (no run-to-run variation).
   const GemmShape shapes[] = {{64, 256, 576}, {256, 16, 2304}, {512, 4, 4608}};
-  uint64_t seed = 10000;
-  for (const GemmShape& s : shapes) {
-    const Case c(false, false, s.M, s.N, s.K, 1.f, 0.f, seed += 3);
-    const std::vector<float> first = c.run_fast(), again = c.run_fast();
-    CHECK(same_bits(first, again));
-    const double err = c.error(first, c.run_reference());
-    MESSAGE(s.M, "x", s.N, "x", s.K, ": max error ", err, " of sum |a*b| (tolerance ", tolerance(s.K), ")");
-    CHECK(err <= tolerance(s.K));
+  for_each_kernel([&](const Kernel& k) {
+    uint64_t seed = 10000;
+    for (const GemmShape& s : shapes) {
+      const Case c(false, false, s.M, s.N, s.K, 1.f, 0.f, seed += 3);
+      const std::vector<float> first = c.run_fast(k), again = c.run_fast(k);
+      CHECK(same_bits(first, again));
+      const double err = c.error(first, c.run_reference());
+      MESSAGE(k.name, " ", s.M, "x", s.N, "x", s.K, ": max error ", err, " of sum |a*b| (tolerance ", tolerance(s.K),
+              ")");
+      CHECK(err <= tolerance(s.K));
+    }
+  });
+}
+
+TEST_CASE("MINIDL_GEMM: the allowed values, and clear errors for the others") {
+  using cpu::SgemmIsa;
+  const SgemmIsa best = cpu::cpu_has_avx512()     ? SgemmIsa::avx512
+                        : cpu::cpu_has_avx2_fma() ? SgemmIsa::avx2
+                                                  : SgemmIsa::reference;
+  CHECK(cpu::sgemm_isa_for(nullptr) == best);
+  CHECK(cpu::sgemm_isa_for("") == best);
+  CHECK(cpu::sgemm_isa_for("reference") == SgemmIsa::reference);
+  // An ISA this CPU has is granted; one it lacks is an error that says so.
+  const std::pair<const char*, bool> isas[] = {{"avx2", cpu::cpu_has_avx2_fma()}, {"avx512", cpu::cpu_has_avx512()}};
+  for (const auto& [name, have] : isas) {
+    const std::string isa_name = name;
+    CAPTURE(isa_name);
+    if (have) {
+      CHECK(std::string(cpu::sgemm_isa_name(cpu::sgemm_isa_for(name))) == name);
+    } else {
+      MESSAGE("this CPU has no ", isa_name, ": MINIDL_GEMM=", isa_name, " must be refused");
+      CHECK_THROWS_WITH_AS(cpu::sgemm_isa_for(name), doctest::Contains("MINIDL_GEMM"), Error);
+    }
+  }
+  // Anything else names the variable and every allowed value.
+  for (const char* bad : {"AVX2", "avx", "fast", "avx512 "}) {
+    const std::string value = bad;
+    CAPTURE(value);
+    try {
+      cpu::sgemm_isa_for(bad);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      CHECK(what.find("MINIDL_GEMM") != std::string::npos);
+      CHECK(what.find(bad) != std::string::npos);
+      CHECK(what.find("avx512, avx2, reference") != std::string::npos);
+    }
   }
 }
 
-TEST_CASE("gemm<float> routes to the fast kernel when the CPU has AVX2/FMA") {
-  // Same bits as sgemm_avx2 (the fast path) or as gemm_reference (no AVX2): which one ran.
-  const Case c(false, true, 33, 17, 65, 1.f, 0.f, 42);
-  std::vector<float> C = c.C0;
-  cpu::gemm<float>(c.ta, c.tb, c.M, c.N, c.K, c.alpha, c.A.data(), c.lda, c.B.data(), c.ldb, c.beta, C.data(), c.ldc);
-  if (cpu::cpu_has_avx2_fma())
-    CHECK(same_bits(C, c.run_fast()));
-  else
-    CHECK(same_bits(C, c.run_reference()));
+TEST_CASE("gemm<float> runs the selected kernel, and gemm_isa() names it") {
+  // Same bits as the selected kernel's entry point: which one ran. Without MINIDL_GEMM in
+  // the environment that is the fastest this CPU supports.
+  const std::string isa = cpu::gemm_isa();
+  const std::string env = std::getenv("MINIDL_GEMM") ? std::getenv("MINIDL_GEMM") : "(unset)";
+  MESSAGE("gemm<float> uses ", isa, " (MINIDL_GEMM=", env, ")");
+  CHECK(isa == cpu::sgemm_isa_name(cpu::sgemm_isa_for(std::getenv("MINIDL_GEMM"))));
+  for (const GemmShape& s : {GemmShape{33, 17, 65}, GemmShape{3, 50, 40}, GemmShape{70, 90, 300}}) {
+    const Case c(false, true, s.M, s.N, s.K, 1.f, 0.f, 42);
+    std::vector<float> C = c.C0;
+    cpu::gemm<float>(c.ta, c.tb, c.M, c.N, c.K, c.alpha, c.A.data(), c.lda, c.B.data(), c.ldb, c.beta, C.data(),
+                     c.ldc);
+    if (isa == "reference") {
+      CHECK(same_bits(C, c.run_reference()));
+    } else {
+      const Kernel& k = kKernels[isa == "avx2" ? 0 : 1];
+      CHECK(same_bits(C, c.run_fast(k)));
+    }
+  }
 }

@@ -51,20 +51,18 @@ void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
   }
 }
 
-// Checked once. Defined here, not in gemm_avx2.cpp, because that file is compiled with AVX2
-// enabled and this check must run on any x86-64.
-bool cpu_has_avx2_fma() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-}
-
-// float goes to the packed AVX2/FMA kernel (gemm_avx2.cpp) when the CPU has it; double, and
-// float on older CPUs, to the reference.
+// float goes to the fast kernel for the best ISA this CPU has (AVX-512, else AVX2/FMA;
+// MINIDL_GEMM can force one, see gemm_isa.cpp); double, and float on CPUs with neither, to
+// the reference.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>) {
-    if (cpu_has_avx2_fma()) return sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    switch (sgemm_selected()) {
+      case SgemmIsa::avx512: return sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      case SgemmIsa::avx2: return sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      case SgemmIsa::reference: break;
+    }
   }
   gemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

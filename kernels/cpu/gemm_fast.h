@@ -1,27 +1,36 @@
-// The fast SGEMM behind cpu::gemm<float> (issue 5): packed panels, cache blocking, an
-// AVX2/FMA register-blocked micro-kernel and OpenMP across blocks. Same contract as gemm()
-// in gemm.h: row-major C = alpha * op(A) * op(B) + beta * C, any M, N, K, any leading
-// dimensions, beta == 0 never reads C. The design notes are at the top of gemm_avx2.cpp.
+// The fast SGEMMs behind cpu::gemm<float> (issue 5): packed panels, cache blocking, a
+// register-blocked micro-kernel and OpenMP across blocks, in two instruction sets that
+// share one driver (kernels/cpu/gemm_driver.inc, design notes at its top): AVX2/FMA
+// (gemm_avx2.cpp, 6 x 16 tiles of ymm) and AVX-512 (gemm_avx512.cpp, 12 x 32 tiles of zmm).
+// Same contract as gemm() in gemm.h: row-major C = alpha * op(A) * op(B) + beta * C, any
+// M, N, K, any leading dimensions, beta == 0 never reads C.
 //
-// Determinism: which kernel runs, and the order in which each element of C is summed,
-// depend only on (M, N, K, transposes); threads split C into disjoint blocks. So a result
-// is bit-identical for any thread count, and whether or not it is called from inside an
-// outer parallel region (it then runs on the calling thread alone).
+// Determinism: for a given kernel, which code path runs, and the order in which each
+// element of C is summed, depend only on (M, N, K, transposes); threads split C into
+// disjoint blocks. So a result is bit-identical for any thread count, and whether or not
+// it is called from inside an outer parallel region (it then runs on the calling thread
+// alone). The two kernels sum in different orders (vector and tile widths differ), so they
+// agree with each other to rounding only.
 #pragma once
 #include <cstdint>
 
 namespace minidl::cpu {
 
-// True when this CPU has AVX2 and FMA (checked once, at run time). sgemm_avx2 may only be
-// called when this is true; gemm<float> checks it and falls back to gemm_reference.
+// True when this CPU has AVX2 and FMA and the OS saves the ymm registers (checked once, at
+// run time). sgemm_avx2 may only be called when this is true.
 bool cpu_has_avx2_fma();
+// True when this CPU has AVX-512 F, VL, BW and DQ (and AVX2/FMA) and the OS saves the zmm
+// and mask registers (XCR0, read with xgetbv). sgemm_avx512 may only be called when true.
+bool cpu_has_avx512();
 
 void sgemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void sgemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 // Switches for the benchmark's ablation (what each step buys); the ops always use the
-// defaults through sgemm_avx2. Each switch only narrows which paths may be taken, so every
-// setting computes the same product (to rounding).
+// defaults through sgemm_avx2 / sgemm_avx512. Each switch only narrows which paths may be
+// taken, so every setting computes the same product (to rounding).
 struct SgemmConfig {
   bool allow_dot = true;    // skinny products (one side <= 8) through the dot-product kernel
   bool allow_swap = true;   // compute C^T = op(B)^T op(A)^T when that puts the small side on the rows
@@ -31,5 +40,21 @@ struct SgemmConfig {
 void sgemm_avx2_config(const SgemmConfig& cfg, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                        float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                        int64_t ldc);
+void sgemm_avx512_config(const SgemmConfig& cfg, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                         float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                         int64_t ldc);
+
+// Which kernel gemm<float> runs.
+enum class SgemmIsa { reference, avx2, avx512 };
+const char* sgemm_isa_name(SgemmIsa isa);  // "reference", "avx2", "avx512"
+
+// The kernel for a value of the environment variable MINIDL_GEMM (nullptr or "": unset):
+// unset picks the fastest this CPU supports (avx512, else avx2, else reference);
+// "avx512" / "avx2" / "reference" force one. Throws minidl::Error naming the variable and
+// the allowed values for anything else, and for an ISA this CPU (or OS) lacks.
+SgemmIsa sgemm_isa_for(const char* minidl_gemm);
+// The kernel gemm<float> runs: sgemm_isa_for(getenv("MINIDL_GEMM")), read on the first call
+// (gemm_isa() in gemm.h is its name).
+SgemmIsa sgemm_selected();
 
 }  // namespace minidl::cpu

@@ -1,0 +1,101 @@
+// Fast single-precision GEMM for AVX-512 (compiled with -mavx512f -mavx512vl -mavx512bw
+// -mavx512dq -mfma -mavx2; called only after the run-time check in gemm.cpp, which also
+// asks the OS whether it saves the zmm and mask registers). Row-major
+// C = alpha * op(A) * op(B) + beta * C.
+//
+// This file holds only what is specific to AVX-512: the 16-float zmm vector, its mask
+// registers, the 12 x 32 micro-tile and the block sizes. The driver (packing, blocking,
+// threading, the dot kernel, the swap trick, the micro-kernel's loop) is
+// kernels/cpu/gemm_driver.inc, shared with the AVX2 kernel; its design notes are at its top.
+//
+// Why 12 x 32 (two zmm per row of the tile, 12 rows):
+//  - registers: 24 accumulators + 2 B vectors + 1 broadcast = 27 of the 32 zmm registers.
+//    14 rows (28 + 3 = 31) would also fit; 12 divides the shapes that matter better (the
+//    swapped per-sample layer3 product has 16 rows: 12 + 4 vs 14 + 2 is a wash, but the
+//    row blocks of 144 and the 24-row dot items are multiples of 12, not of 14) and
+//    leaves registers for the compiler's addressing.
+//  - latency: 24 independent FMA chains against 4 cycles x 2 FMA pipes = 8 in flight.
+//  - loads: per k, 2 vector loads + 12 broadcasts (14 loads) feed 24 FMAs: 12 cycles of FMA
+//    against 7 of loads on two load ports, so the FMA pipes stay the bottleneck. A 1-vector
+//    tile (MR x 16) would need one broadcast per FMA and be load-bound; a 3-vector tile
+//    (8 x 48) loads less per FMA but wastes lanes on the per-sample ResNet products (N = 64
+//    or, swapped, 16 rows).
+//  - mask registers make partial columns cheap: a masked load/store per vector, no
+//    scalar tail.
+//
+// Block sizes (this machine: 48 KB L1d, 2 MB L2 per core):
+//   KC = 256: one B sliver is 256 x 32 x 4 B = 32 KB, two thirds of L1, with the A
+//             micro-panel (12 KB) streaming past it from L2. The C tile's load/store per
+//             K block (12 x 32 floats) is amortised over 256 x 24 FMAs. Measured against
+//             KC = 192 and 384 (docs/performance.md, "AVX-512 kernel").
+//   MC = 144: the A block is 144 x 256 x 4 B = 144 KB, resident in L2 (a multiple of 12).
+//   NG = 256: the item's packed B is 256 KB; with the A block, 400 KB of the 2 MB L2.
+//
+// Like the driver, this file uses no C++ library templates (see gemm_driver.inc): an inline
+// template instantiated here would be compiled with AVX-512, and the linker may pick that
+// copy for the rest of the program too, which must run on any x86-64.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+#include "kernels/cpu/gemm_fast.h"
+
+namespace minidl::cpu {
+namespace {
+
+// 16-float zmm vectors; masks are 16-bit mask registers (bit i = lane i).
+struct Isa {
+  using V = __m512;
+  using Mask = __mmask16;
+  static constexpr int W = 16, MR = 12, NV = 2;
+  static constexpr int64_t KC = 256, MC = 144, NG = 256;
+
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V bcast(const float* p) { return _mm512_set1_ps(*p); }  // vbroadcastss from memory
+  static V load(const float* p) { return _mm512_load_ps(p); }    // 64-byte aligned
+  static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_store_ps(p, v); }  // 64-byte aligned
+  static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }  // a * b + c, one rounding
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  // Lanes [0, n) set (any n: none when n <= 0, all when n >= 16). Masked-off lanes are
+  // neither read nor written, and cannot fault.
+  static Mask mask(int64_t n) { return Mask(n <= 0 ? 0u : n >= 16 ? 0xFFFFu : (1u << n) - 1u); }
+  static V maskload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }  // off lanes read as 0
+  static void maskstore(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+  // Sum of the 16 lanes in a fixed order: halves, quarters, pairs, the last two. (Neither
+  // _mm512_reduce_add_ps nor _mm512_castps512_ps256: with GCC 12 both trip -Wuninitialized
+  // inside its own header.)
+  static float hsum(V v) {
+    const __m256 h = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+}  // namespace
+}  // namespace minidl::cpu
+
+#include "kernels/cpu/gemm_driver.inc"
+
+namespace minidl::cpu {
+
+void sgemm_avx512_config(const SgemmConfig& cfg, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                         float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                         int64_t ldc) {
+  sgemm_run(cfg, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  sgemm_run(SgemmConfig{}, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace minidl::cpu
