@@ -93,7 +93,8 @@ Tensor conv(const V& x, int64_t stride, int64_t pad) {
   return conv2d(x[0], x[1], x.size() > 2 ? x[2] : Tensor(), stride, pad);
 }
 
-// conv -> batch_norm -> relu -> max_pool -> global pool -> linear -> cross_entropy.
+// conv -> batch_norm -> relu -> max_pool -> global pool -> linear -> cross_entropy, and the
+// same with the fused batch_norm_relu (small_net_fused).
 // Inputs: image, conv weight, bn weight, bn bias, fc weight, fc bias, labels. The conv has
 // no bias, as in ResNet: batch norm subtracts any per-channel constant, so its gradient is
 // exactly zero and a check of it would compare rounding noise with rounding noise.
@@ -101,6 +102,13 @@ Tensor small_net(const V& x) {
   Tensor h = conv2d(x[0], x[1], Tensor(), 1, 1);
   h = batch_norm(h, x[2], x[3], Tensor(), Tensor(), true);
   h = max_pool2d(relu(h), 2, 2);
+  h = adaptive_avg_pool2d_1x1(h).flatten(1);
+  return cross_entropy(linear(h, x[4], x[5]), x[6], 0.1);
+}
+
+Tensor small_net_fused(const V& x) {
+  Tensor h = conv2d(x[0], x[1], Tensor(), 1, 1);
+  h = max_pool2d(batch_norm_relu(h, x[2], x[3], Tensor(), Tensor(), true), 3, 2, 1);
   h = adaptive_avg_pool2d_1x1(h).flatten(1);
   return cross_entropy(linear(h, x[4], x[5]), x[6], 0.1);
 }
@@ -221,6 +229,24 @@ std::vector<Case> all_cases() {
       {"batch_norm", "eval [6,4], running stats const",
        inputs({normal({6, 4}), normal({4}), normal({4}), constant(normal({4})), constant(positive({4}))}),
        [](const V& x) { return batch_norm(x[0], x[1], x[2], x[3], x[4], false); }},
+      // ---- fused batch norm + relu (ResNet's conv-BN-ReLU and BN-add-ReLU) ----
+      {"batch_norm_relu", "train [3,5,7,5]", inputs({normal({3, 5, 7, 5}), normal({5}), normal({5})}),
+       [](const V& x) { return batch_norm_relu(x[0], x[1], x[2], zeros({5}, F64), ones({5}, F64), true); }},
+      {"batch_norm_relu", "train [6,4], x non-contiguous", inputs({transposed({4, 6}), normal({4}), normal({4})}),
+       [](const V& x) { return batch_norm_relu(x[0].transpose(0, 1), x[1], x[2], Tensor(), Tensor(), true); }},
+      {"batch_norm_relu", "eval [3,5,7,5], running stats const",
+       inputs({normal({3, 5, 7, 5}), normal({5}), normal({5}), constant(normal({5})), constant(positive({5}))}),
+       [](const V& x) { return batch_norm_relu(x[0], x[1], x[2], x[3], x[4], false); }},
+      {"batch_norm_add_relu", "train [3,5,7,5] + identity",
+       inputs({normal({3, 5, 7, 5}), normal({3, 5, 7, 5}), normal({5}), normal({5})}),
+       [](const V& x) { return batch_norm_add_relu(x[0], x[1], x[2], x[3], Tensor(), Tensor(), true); }},
+      {"batch_norm_add_relu", "train [3,2,1,1] + identity",
+       inputs({normal({3, 2, 1, 1}), normal({3, 2, 1, 1}), normal({2}), normal({2})}),
+       [](const V& x) { return batch_norm_add_relu(x[0], x[1], x[2], x[3], Tensor(), Tensor(), true); }},
+      {"batch_norm_add_relu", "eval [2,3,4,5] + identity, running stats const",
+       inputs({normal({2, 3, 4, 5}), normal({2, 3, 4, 5}), normal({3}), normal({3}), constant(normal({3})),
+               constant(positive({3}))}),
+       [](const V& x) { return batch_norm_add_relu(x[0], x[1], x[2], x[3], x[4], x[5], false); }},
       // ---- pooling ----
       {"max_pool2d", "[2,3,7,5] k3 s2 p1", inputs({normal({2, 3, 7, 5})}),
        [](const V& x) { return max_pool2d(x[0], 3, 2, 1); }},
@@ -268,6 +294,11 @@ std::vector<Case> all_cases() {
        inputs({normal({2, 3, 6, 6}), normal({4, 3, 3, 3}, 0.5), normal({4}), normal({4}), normal({3, 4}),
                normal({3}), labels(2, 3)}),
        small_net, 1e-5, 1e-5},
+      // The same tolerance and step for the same reason.
+      {"composite", "conv-bn_relu(fused)-pool3x3s2p1-gap-linear-CE [2,3,6,6]",
+       inputs({normal({2, 3, 6, 6}), normal({4, 3, 3, 3}, 0.5), normal({4}), normal({4}), normal({3, 4}),
+               normal({3}), labels(2, 3)}),
+       small_net_fused, 1e-5, 1e-5},
   };
 }
 

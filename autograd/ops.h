@@ -61,6 +61,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // statistics and updates running_mean/var in place (momentum, unbiased var); eval uses them.
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean, Tensor running_var,
                   bool training, double momentum = 0.1, double eps = 1e-5);
+// Fused forms for ResNet: relu(batch_norm(x)) and relu(batch_norm(x) + identity) in one
+// op and one pass over memory each way; the same values and gradients as the unfused ops.
+Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                       Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+Tensor batch_norm_add_relu(const Tensor& x, const Tensor& identity, const Tensor& weight, const Tensor& bias,
+                           Tensor running_mean, Tensor running_var, bool training, double momentum = 0.1,
+                           double eps = 1e-5);
 
 // ---- pooling, dropout ----
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0);

@@ -2,7 +2,10 @@
 
 #include <cmath>
 
+#include "kernels/cpu/bn_lanes.h"  // lane vectors
 #include "tensor/factory.h"
+
+#pragma GCC diagnostic ignored "-Wpsabi"  // lane vectors stay inside inlined code
 
 namespace minidl {
 
@@ -27,6 +30,48 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& o)
 AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& o)
     : AdamW(single_group(std::move(params)), o) {}
 
+namespace {
+
+// The update's scalars, hoisted out of the element loop in the parameter's type.
+template <class T>
+struct AdamWScalars {
+  T decay, b1, ob1, b2, ob2, step_size, inv_bc2_sqrt, eps;
+};
+
+// One element (V = T) or one lane vector (V = Lanes<T>) of the update, exactly torch's
+// sequence: p *= decay; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g g;
+// p -= step_size m / (sqrt(v) / sqrt(bc2) + eps), the division by sqrt(bc2) done as a
+// multiplication by its reciprocal (within an ulp of torch's). sqrt_fn is std::sqrt or
+// lane_sqrt.
+template <class V, class T, class Sqrt>
+inline void adamw_element(V& w, V g, V& m, V& v, const AdamWScalars<T>& k, Sqrt sqrt_fn) {
+  w = w * k.decay;
+  m = k.b1 * m + k.ob1 * g;
+  v = k.b2 * v + k.ob2 * g * g;
+  w = w - k.step_size * m / (sqrt_fn(v) * k.inv_bc2_sqrt + k.eps);
+}
+
+// One vectorisable pass over a tensor: the body on lane vectors (a scalar sqrt would keep
+// GCC from vectorising, since it may set errno), the tail element by element. Both compute
+// each element with the same roundings, so where an element falls does not matter.
+template <class T>
+void adamw_pass(T* w, const T* g, T* m, T* v, int64_t n, const AdamWScalars<T>& k) {
+  constexpr int64_t L = cpu::kLanes<T>;
+  const int64_t body = n / L * L;
+  using V = cpu::Lanes<T>;
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+  for (int64_t i = 0; i < body; i += L) {
+    V wv = cpu::load_lanes(w + i), gv = cpu::load_lanes(g + i), mv = cpu::load_lanes(m + i), vv = cpu::load_lanes(v + i);
+    adamw_element(wv, gv, mv, vv, k, [](V x) { return cpu::lane_sqrt<T>(x); });
+    cpu::store_lanes(w + i, wv);
+    cpu::store_lanes(m + i, mv);
+    cpu::store_lanes(v + i, vv);
+  }
+  for (int64_t i = body; i < n; ++i) adamw_element(w[i], g[i], m[i], v[i], k, [](T x) { return std::sqrt(x); });
+}
+
+}  // namespace
+
 void AdamW::update(const ParamGroup& group, Tensor& p, const Tensor& grad, ParamState& state) {
   auto step_it = state.find("step");
   if (step_it == state.end()) step_it = state.emplace("step", zeros({}, DType::Int64)).first;
@@ -41,20 +86,9 @@ void AdamW::update(const ParamGroup& group, Tensor& p, const Tensor& grad, Param
   const double decay = 1.0 - group.lr * group.weight_decay;
   dispatch_float(p.dtype(), "AdamW::step", [&](auto tag) {
     using T = decltype(tag);
-    T* w = p.data<T>();
-    const T* g = grad.data<T>();
-    T* mm = m.data<T>();
-    T* vv = v.data<T>();
-    const T tb1 = T(b1), tb2 = T(b2), ob1 = T(1 - b1), ob2 = T(1 - b2);
-    const T tstep = T(step_size), tbc2 = T(bc2_sqrt), teps = T(options.eps), tdecay = T(decay);
-    const int64_t n = p.numel();
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-    for (int64_t i = 0; i < n; ++i) {
-      w[i] *= tdecay;
-      mm[i] = tb1 * mm[i] + ob1 * g[i];
-      vv[i] = tb2 * vv[i] + ob2 * g[i] * g[i];
-      w[i] -= tstep * mm[i] / (std::sqrt(vv[i]) / tbc2 + teps);
-    }
+    const AdamWScalars<T> k{T(decay), T(b1),        T(1 - b1),          T(b2),
+                            T(1 - b2), T(step_size), T(1.0 / bc2_sqrt), T(options.eps)};
+    adamw_pass<T>(p.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), p.numel(), k);
   });
 }
 

@@ -18,12 +18,30 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_, DType dtype)
   num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, DType::Int64));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+void BatchNorm2d::check_input(const Tensor& x) const {
   MINIDL_CHECK(x.dim() == 4, "BatchNorm2d(", num_features, "): expected a 4-D input [N, C, H, W], got ",
                shape_str(x.shape()));
   MINIDL_CHECK(x.size(1) == num_features, "BatchNorm2d(", num_features, "): input has ", x.size(1),
                " channels, expected ", num_features);
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  check_input(x);
   Tensor y = batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+  if (is_training()) ++num_batches_tracked.data<int64_t>()[0];
+  return y;
+}
+
+Tensor BatchNorm2d::forward_relu(const Tensor& x) {
+  check_input(x);
+  Tensor y = batch_norm_relu(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+  if (is_training()) ++num_batches_tracked.data<int64_t>()[0];
+  return y;
+}
+
+Tensor BatchNorm2d::forward_add_relu(const Tensor& x, const Tensor& identity) {
+  check_input(x);
+  Tensor y = batch_norm_add_relu(x, identity, weight, bias, running_mean, running_var, is_training(), momentum, eps);
   if (is_training()) ++num_batches_tracked.data<int64_t>()[0];
   return y;
 }

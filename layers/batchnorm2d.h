@@ -15,12 +15,19 @@ class BatchNorm2d : public Module {
                        DType dtype = DType::Float32);
 
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)) and relu(forward(x) + identity) as one fused op (autograd/ops.h):
+  // same values, gradients and running-statistics updates as the unfused composition.
+  Tensor forward_relu(const Tensor& x);
+  Tensor forward_add_relu(const Tensor& x, const Tensor& identity);
 
   const int64_t num_features;
   const double eps, momentum;
   Tensor weight, bias;                   // [C], trained
   Tensor running_mean, running_var;      // [C], updated in training forward
   Tensor num_batches_tracked;            // [] int64
+
+ private:
+  void check_input(const Tensor& x) const;
 };
 
 }  // namespace minidl

@@ -11,6 +11,37 @@ const SGDOptions& checked(const SGDOptions& o) {
                o.dampening);
   return o;
 }
+// One pass over a tensor. Each variant (decay or not; no momentum, first momentum step,
+// later steps; nesterov) is its own loop, so every loop is branch-free and vectorises.
+template <class T, bool kDecay, int kMomentum /* 0 none, 1 first step, 2 later */, bool kNesterov>
+void sgd_loop(T* w, const T* dw, T* b, int64_t n, T lr, T wd, T mom, T keep) {
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) {
+    T g = dw[i];
+    if constexpr (kDecay) g += wd * w[i];
+    if constexpr (kMomentum == 1) b[i] = g;
+    if constexpr (kMomentum == 2) b[i] = mom * b[i] + keep * g;
+    if constexpr (kMomentum != 0) g = kNesterov ? g + mom * b[i] : b[i];
+    w[i] -= lr * g;
+  }
+}
+
+template <class T, bool kDecay>
+void sgd_dispatch(T* w, const T* dw, T* b, int64_t n, T lr, T wd, T mom, T keep, bool first, bool nesterov) {
+  if (!b) return sgd_loop<T, kDecay, 0, false>(w, dw, b, n, lr, wd, mom, keep);
+  if (first)
+    return nesterov ? sgd_loop<T, kDecay, 1, true>(w, dw, b, n, lr, wd, mom, keep)
+                    : sgd_loop<T, kDecay, 1, false>(w, dw, b, n, lr, wd, mom, keep);
+  return nesterov ? sgd_loop<T, kDecay, 2, true>(w, dw, b, n, lr, wd, mom, keep)
+                  : sgd_loop<T, kDecay, 2, false>(w, dw, b, n, lr, wd, mom, keep);
+}
+
+template <class T>
+void sgd_pass(T* w, const T* dw, T* b, int64_t n, T lr, T wd, T mom, T keep, bool first, bool nesterov) {
+  if (wd != T(0)) sgd_dispatch<T, true>(w, dw, b, n, lr, wd, mom, keep, first, nesterov);
+  else sgd_dispatch<T, false>(w, dw, b, n, lr, wd, mom, keep, first, nesterov);
+}
+
 }  // namespace
 
 SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& o)
@@ -30,22 +61,8 @@ void SGD::update(const ParamGroup& group, Tensor& p, const Tensor& grad, ParamSt
   }
   dispatch_float(p.dtype(), "SGD::step", [&](auto tag) {
     using T = decltype(tag);
-    T* w = p.data<T>();
-    const T* dw = grad.data<T>();
-    T* b = use_momentum ? buf.data<T>() : nullptr;
-    const T lr = T(group.lr), wd = T(group.weight_decay), mom = T(options.momentum);
-    const T keep = T(1.0 - options.dampening);
-    const int64_t n = p.numel();
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-    for (int64_t i = 0; i < n; ++i) {
-      T g = dw[i];
-      if (wd != T(0)) g += wd * w[i];
-      if (b) {
-        b[i] = first ? g : mom * b[i] + keep * g;
-        g = options.nesterov ? g + mom * b[i] : b[i];
-      }
-      w[i] -= lr * g;
-    }
+    sgd_pass<T>(p.data<T>(), grad.data<T>(), use_momentum ? buf.data<T>() : nullptr, p.numel(), T(group.lr),
+                T(group.weight_decay), T(options.momentum), T(1.0 - options.dampening), first, options.nesterov);
   });
 }
 

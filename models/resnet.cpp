@@ -27,11 +27,13 @@ BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, Generat
     downsample = register_module("downsample", make_downsample(inplanes, planes * kExpansion, stride, gen, dtype));
 }
 
+// The BN -> relu and BN -> + identity -> relu steps run as one fused op each
+// (BatchNorm2d::forward_relu / forward_add_relu): the same values and gradients as
+// relu(bn(...)) and relu(bn(...) + identity), one pass over memory instead of two or three.
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = relu((*bn1)((*conv1)(x)));
-  out = (*bn2)((*conv2)(out));
+  Tensor out = bn1->forward_relu((*conv1)(x));
   Tensor identity = downsample ? (*downsample)(x) : x;
-  return relu(out + identity);
+  return bn2->forward_add_relu((*conv2)(out), identity);
 }
 
 Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, Generator& gen, DType dtype)
@@ -48,11 +50,10 @@ Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, Generat
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor out = relu((*bn1)((*conv1)(x)));
-  out = relu((*bn2)((*conv2)(out)));
-  out = (*bn3)((*conv3)(out));
+  Tensor out = bn1->forward_relu((*conv1)(x));
+  out = bn2->forward_relu((*conv2)(out));
   Tensor identity = downsample ? (*downsample)(x) : x;
-  return relu(out + identity);
+  return bn3->forward_add_relu((*conv3)(out), identity);
 }
 
 ResNet::ResNet(const ResNetConfig& cfg, int64_t classes, Generator& gen, DType dtype)
@@ -85,7 +86,7 @@ ResNet::ResNet(const ResNetConfig& cfg, int64_t classes, Generator& gen, DType d
 Tensor ResNet::forward(const Tensor& x) {
   MINIDL_CHECK(x.dim() == 4 && x.size(1) == 3, config.arch, ": input must be [N, 3, H, W], got ",
                shape_str(x.shape()));
-  Tensor h = (*maxpool)(relu((*bn1)((*conv1)(x))));
+  Tensor h = (*maxpool)(bn1->forward_relu((*conv1)(x)));
   h = (*layer4)((*layer3)((*layer2)((*layer1)(h))));
   return (*fc)((*avgpool)(h).flatten(1));
 }

@@ -6,25 +6,72 @@
 // Backward, training (xhat = (x - mean) * invstd):
 //   dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * invstd / M * (M * dy - dbeta - xhat * dgamma)
 // Backward, eval: dx = dy * gamma * invstd (statistics are constants).
+//
+// Fused epilogue (ResNet's conv -> BN -> ReLU and BN -> + identity -> ReLU):
+//   out = relu(y + residual)   (residual and relu each optional)
+// and in backward the incoming gradient is first masked, dy' = out > 0 ? dy : 0 (relu's
+// backward), dy' is what the residual receives, and the formulas above run on dy'. The
+// arithmetic is exactly that of the unfused ops (y rounded to T, then + residual, then
+// relu), so the fused and unfused graphs agree bit for bit.
+//
+// Fast kernels (batchnorm.cpp): OpenMP over channels, each channel reduced by one thread in
+// a fixed order (results identical for any thread count). Forward: one read of x for the
+// statistics (per row of HW values: its mean, then its squared deviations while the row is
+// in L1; rows merged exactly in double, Chan et al.) and one normalise sweep while the
+// channel is still in L2. Backward: one reduction sweep (sum dy', sum dy' (x - mean)) and
+// one sweep writing dx. Inner loops are lane sums over HW (bn_lanes.h) that vectorise.
+// The *_reference kernels (batchnorm_reference.cpp) are the plain versions they are tested against.
 #pragma once
 #include <cstdint>
 
 namespace minidl::cpu {
 
 // Writes y, and the batch mean and invstd (saved for backward); updates running stats when
-// running_mean/var are non-null.
+// running_mean/var are non-null. residual (same shape as x) may be nullptr.
 template <class T>
 void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t N, int64_t C, int64_t HW, double eps,
-                             double momentum, T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var);
+                             double momentum, T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
+                             const T* residual = nullptr, bool relu = false);
 
 template <class T>
 void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean, const T* running_var,
-                            int64_t N, int64_t C, int64_t HW, double eps, T* y);
+                            int64_t N, int64_t C, int64_t HW, double eps, T* y, const T* residual = nullptr,
+                            bool relu = false);
 
 // dx, dgamma, dbeta may each be nullptr when not needed. In eval mode pass the running
 // statistics as mean and invstd = rsqrt(running_var + eps), and training = false.
+// relu_out: the fused forward's output (dy is masked where it is <= 0), or nullptr for no
+// relu. d_residual: receives the masked dy (the residual's gradient), or nullptr.
 template <class T>
 void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, const T* invstd, int64_t N, int64_t C,
-                        int64_t HW, bool training, T* dx, T* dgamma, T* dbeta);
+                        int64_t HW, bool training, T* dx, T* dgamma, T* dbeta, const T* relu_out = nullptr,
+                        T* d_residual = nullptr);
+
+// Channel c's statistics into the saved ones, and folded into the running ones (shared by
+// the fast and the reference forward). M = N*HW values; var is the biased variance.
+template <class T>
+inline void store_channel_stats(int64_t c, double mean, double var, double invstd, double M, double momentum,
+                                T* save_mean, T* save_invstd, T* running_mean, T* running_var) {
+  save_mean[c] = static_cast<T>(mean);
+  save_invstd[c] = static_cast<T>(invstd);
+  if (running_mean) running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * mean);
+  if (running_var) {
+    const double unbiased = M > 1 ? var * M / (M - 1) : var;
+    running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
+  }
+}
+
+// The plain kernels: the same contracts without the fused epilogue, double accumulation,
+// one element at a time.
+template <class T>
+void batchnorm_forward_train_reference(const T* x, const T* gamma, const T* beta, int64_t N, int64_t C, int64_t HW,
+                                       double eps, double momentum, T* y, T* save_mean, T* save_invstd,
+                                       T* running_mean, T* running_var);
+template <class T>
+void batchnorm_forward_eval_reference(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                                      const T* running_var, int64_t N, int64_t C, int64_t HW, double eps, T* y);
+template <class T>
+void batchnorm_backward_reference(const T* dy, const T* x, const T* gamma, const T* mean, const T* invstd, int64_t N,
+                                  int64_t C, int64_t HW, bool training, T* dx, T* dgamma, T* dbeta);
 
 }  // namespace minidl::cpu

@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <limits>
 
+#include "kernels/cpu/bn_lanes.h"
 #include "kernels/cpu/elementwise.h"  // kParallelGrain
 #include "tensor/error.h"
+
+#pragma GCC diagnostic ignored "-Wpsabi"  // bn_lanes.h's vectors stay inside inlined code
 
 namespace minidl::cpu {
 
@@ -19,32 +22,89 @@ PoolGeom make_pool_geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, 
   return {N, C, H, W, KH, KW, SH, SW, PH, PW, (H + 2 * PH - KH) / SH + 1, (W + 2 * PW - KW) / SW + 1};
 }
 
+namespace {
+
+// The max of window (i, j) of one plane, by the reference rule: row-major order, strict '>'
+// keeps the first of equal values, and the first NaN wins (PyTorch propagates NaN).
 template <class T>
-void maxpool2d_forward(const PoolGeom& g, const T* x, T* y, int32_t* argmax) {
+inline void window_max(const PoolGeom& g, const T* plane, int64_t i, int64_t j, T& best, int32_t& best_at) {
+  const int64_t h0 = i * g.SH - g.PH, w0 = j * g.SW - g.PW;
+  best = -std::numeric_limits<T>::infinity();
+  int64_t at = -1;
+  for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); ++h)
+    for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W); ++w) {
+      const T v = plane[h * g.W + w];
+      if (at < 0 || v > best || v != v) {
+        best = v;
+        at = h * g.W + w;
+        if (v != v) goto done;
+      }
+    }
+done:
+  best_at = static_cast<int32_t>(at);
+}
+
+// The same rule without branches, for one more value of a window already started: v wins
+// when larger, or when it is NaN and the best so far is not.
+template <class T>
+inline void take(T v, int32_t at, T& best, int32_t& best_at) {
+  const bool win = v > best || (v != v && best == best);
+  best = win ? v : best;
+  best_at = win ? at : best_at;
+}
+
+// 3x3, stride 2, pad 1 over one plane. A window is interior when rows 2i-1 .. 2i+1 and
+// columns 2j-1 .. 2j+1 all lie inside the plane; those take the unrolled path, the border
+// ones the reference's.
+template <class T>
+void maxpool_3x3s2p1_plane(const PoolGeom& g, const T* plane, T* y, int32_t* argmax) {
+  const int64_t W = g.W, j_last = (W - 2) / 2;  // interior columns: 1 <= j <= j_last
+  for (int64_t i = 0; i < g.OH; ++i) {
+    T* yr = y + i * g.OW;
+    int32_t* ar = argmax + i * g.OW;
+    const int64_t h0 = 2 * i - 1;
+    // Column 0 always touches the left padding; columns from j_end on the right border.
+    const int64_t j_end = h0 >= 0 && h0 + 3 <= g.H ? std::max<int64_t>(1, std::min(j_last + 1, g.OW)) : 1;
+    window_max(g, plane, i, 0, yr[0], ar[0]);
+    for (int64_t j = 1; j < j_end; ++j) {
+      const int32_t base = static_cast<int32_t>(h0 * W + 2 * j - 1);
+      T best = plane[base];
+      int32_t at = base;
+      take(plane[base + 1], base + 1, best, at);
+      take(plane[base + 2], base + 2, best, at);
+      for (int64_t r = 1; r < 3; ++r) {
+        const int32_t o = static_cast<int32_t>(base + r * W);
+        take(plane[o], o, best, at);
+        take(plane[o + 1], o + 1, best, at);
+        take(plane[o + 2], o + 2, best, at);
+      }
+      yr[j] = best;
+      ar[j] = at;
+    }
+    for (int64_t j = j_end; j < g.OW; ++j) window_max(g, plane, i, j, yr[j], ar[j]);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void maxpool2d_forward_reference(const PoolGeom& g, const T* x, T* y, int32_t* argmax) {
 #pragma omp parallel for schedule(static) if (g.N * g.C * g.H * g.W > kParallelGrain)
-  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
-    const T* plane = x + nc * g.H * g.W;
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc)
     for (int64_t i = 0; i < g.OH; ++i)
       for (int64_t j = 0; j < g.OW; ++j) {
-        const int64_t h0 = i * g.SH - g.PH, w0 = j * g.SW - g.PW;
-        T best = -std::numeric_limits<T>::infinity();
-        int64_t best_at = -1;
-        for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); ++h)
-          for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W); ++w) {
-            const T v = plane[h * g.W + w];
-            // Strict '>' keeps the first of equal values; NaN propagates like PyTorch.
-            if (best_at < 0 || v > best || v != v) {
-              best = v;
-              best_at = h * g.W + w;
-              if (v != v) goto done;
-            }
-          }
-      done:
         const int64_t o = (nc * g.OH + i) * g.OW + j;
-        y[o] = best;
-        argmax[o] = static_cast<int32_t>(best_at);
+        window_max(g, x + nc * g.H * g.W, i, j, y[o], argmax[o]);
       }
-  }
+}
+
+template <class T>
+void maxpool2d_forward(const PoolGeom& g, const T* x, T* y, int32_t* argmax) {
+  const bool stem = g.KH == 3 && g.KW == 3 && g.SH == 2 && g.SW == 2 && g.PH == 1 && g.PW == 1;
+  if (!stem) return maxpool2d_forward_reference(g, x, y, argmax);
+#pragma omp parallel for schedule(static) if (g.N * g.C * g.H * g.W > kParallelGrain)
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc)
+    maxpool_3x3s2p1_plane(g, x + nc * g.H * g.W, y + nc * g.OH * g.OW, argmax + nc * g.OH * g.OW);
 }
 
 template <class T>
@@ -58,12 +118,21 @@ void maxpool2d_backward(const PoolGeom& g, const T* dy, const int32_t* argmax, T
 }
 
 template <class T>
-void global_avgpool_forward(const T* x, int64_t NC, int64_t HW, T* y) {
+void global_avgpool_forward_reference(const T* x, int64_t NC, int64_t HW, T* y) {
 #pragma omp parallel for schedule(static) if (NC * HW > kParallelGrain)
   for (int64_t i = 0; i < NC; ++i) {
     double s = 0;
     for (int64_t k = 0; k < HW; ++k) s += x[i * HW + k];
     y[i] = static_cast<T>(s / HW);
+  }
+}
+
+template <class T>
+void global_avgpool_forward(const T* x, int64_t NC, int64_t HW, T* y) {
+#pragma omp parallel for schedule(static) if (NC * HW > kParallelGrain)
+  for (int64_t i = 0; i < NC; ++i) {
+    const T* p = x + i * HW;
+    y[i] = static_cast<T>(lane_sum<double>(HW, [p](auto ld) { return widen(ld, p); }) / double(HW));
   }
 }
 
@@ -78,6 +147,8 @@ void global_avgpool_backward(const T* dy, int64_t NC, int64_t HW, T* dx) {
 
 #define MINIDL_INSTANTIATE(T)                                                                \
   template void maxpool2d_forward<T>(const PoolGeom&, const T*, T*, int32_t*);               \
+  template void maxpool2d_forward_reference<T>(const PoolGeom&, const T*, T*, int32_t*);     \
+  template void global_avgpool_forward_reference<T>(const T*, int64_t, int64_t, T*);         \
   template void maxpool2d_backward<T>(const PoolGeom&, const T*, const int32_t*, T*);        \
   template void global_avgpool_forward<T>(const T*, int64_t, int64_t, T*);                   \
   template void global_avgpool_backward<T>(const T*, int64_t, int64_t, T*);
