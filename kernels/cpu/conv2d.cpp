@@ -1,18 +1,95 @@
+// conv2d forward and backward as GEMMs over im2col columns (P = OH*OW pixels per sample,
+// K = C*KH*KW rows):
+//   forward        Y_n[O, P]  = W[O, K] · cols(x_n)[K, P]               (+ bias)
+//   backward data  cols[K, P] = Wᵀ · dY_n[O, P], then dx_n = col2im(cols)
+//   backward wt    dW[O, K]   = sum_n dY_n · cols(x_n)ᵀ                 (db = sum of dY)
+// A 1x1 stride-1 unpadded conv needs no im2col: x_n [C, P] is its column matrix.
+//
+// Two lowerings (ConvLowering, chosen by plan_conv from the shape alone):
+//  - PerSample: samples are spread over the threads, each running its own one-sample GEMM
+//    single-threaded. Good when P is large: each GEMM is then wide enough on its own, and the
+//    threads share nothing.
+//  - Batched: `chunk` samples are laid side by side in one column matrix [K, chunk*P] and go
+//    through one GEMM that is threaded inside; the result [O, chunk*P] is scattered back to
+//    NCHW. At 64x64 input the late ResNet layers have P = 64, 16 or 4, where a one-sample GEMM
+//    is a sliver the micro-kernel cannot fill (16 lanes wide) and the weights are streamed
+//    once per sample; the chunk makes N = chunk*P wide and reuses the weights across samples.
+//    Backward data gathers dY's chunk to [O, chunk*P] the same way, and backward weight
+//    multiplies the gathered dY chunk by the chunk's columns transposed, so each GEMM sums over
+//    chunk*P (a long K is what GEMM likes) and the chunks add into dW in sample order through
+//    the GEMM's beta = 1: no per-thread partial buffers, nothing to reduce.
+// Both lowerings give each output element the same summation order whatever the thread
+// count (the GEMM's own order depends only on its shape), so results are bit-identical for
+// any number of threads. The plan must not depend on the thread count for that to hold.
+//
+// Workspace bound: a chunk holds at most as many samples as fit kChunkBytes for its column
+// matrix plus its result/dY block ((K + O) * chunk * P elements); at least one sample. So the
+// workspace is a few MB per call whatever the batch size, never the whole batch once the
+// batch is large. PerSample needs one sample's columns per thread (K * P).
 #include "kernels/cpu/conv2d.h"
 
 #include <omp.h>
 
 #include <algorithm>
-#include <vector>
+#include <cstring>
 
+#include "kernels/cpu/conv2d_lowering.h"
 #include "kernels/cpu/gemm.h"
 #include "tensor/error.h"
 
 namespace minidl::cpu {
 
 namespace {
+
+constexpr int64_t kChunkBytes = int64_t(4) << 20;
+
 // Below this many multiply-adds a parallel region costs more than it saves.
-bool worth_parallel(const ConvGeom& g) { return g.N > 1 && g.N * g.O * g.col_rows() * g.col_cols() > (1 << 18); }
+bool worth_parallel(const ConvGeom& g) { return g.N * g.O * g.col_rows() * g.col_cols() > (1 << 18); }
+
+// Samples [n0, n0 + nb) of x -> the chunk's column matrix [K, nb*P].
+template <class T>
+void lower_chunk(const ConvGeom& g, const T* x, int64_t nb, T* col) {
+  const int64_t P = g.col_cols(), ld = nb * P, chw = g.C * g.H * g.W;
+  if (g.pointwise()) return gather_chunk(x, nb, g.C, P, col);
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(g) && !omp_in_parallel())
+  for (int64_t s = 0; s < nb; ++s)
+    for (int64_t c = 0; c < g.C; ++c) im2col_channels(g, x + s * chw, c, c + 1, col + s * P, ld);
+}
+
+// The chunk's columns [K, nb*P] -> dx of samples [n0, n0 + nb) (overwritten).
+template <class T>
+void raise_chunk(const ConvGeom& g, const T* col, int64_t nb, T* dx) {
+  const int64_t P = g.col_cols(), ld = nb * P, hw = g.H * g.W;
+  if (g.pointwise()) return scatter_chunk(col, nb, g.C, P, static_cast<const T*>(nullptr), dx);
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(g) && !omp_in_parallel())
+  for (int64_t s = 0; s < nb; ++s)
+    for (int64_t c = 0; c < g.C; ++c) {
+      T* plane = dx + (s * g.C + c) * hw;
+      std::fill(plane, plane + hw, T(0));
+      col2im_channels(g, col + s * P, c, c + 1, dx + s * g.C * hw, ld);
+    }
+}
+
+// db[o] = sum over n, i of dy[n, o, i], in double. Eight running sums per o (lane k takes
+// the elements whose index in the row is k mod 8) so the inner loop vectorises while the
+// order stays fixed; each o is summed by one thread.
+template <class T>
+void bias_grad(const ConvGeom& g, const T* dy, T* db) {
+  const int64_t P = g.col_cols();
+#pragma omp parallel for schedule(static) if (g.N * g.O * P > (1 << 16) && !omp_in_parallel())
+  for (int64_t o = 0; o < g.O; ++o) {
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t n = 0; n < g.N; ++n) {
+      const T* d = dy + (n * g.O + o) * P;
+      int64_t i = 0;
+      for (; i + 8 <= P; i += 8)
+        for (int k = 0; k < 8; ++k) lane[k] += double(d[i + k]);
+      for (int k = 0; i < P; ++i, ++k) lane[k] += double(d[i]);
+    }
+    db[o] = static_cast<T>(((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])));
+  }
+}
+
 }  // namespace
 
 ConvGeom make_conv_geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t SH,
@@ -27,214 +104,138 @@ ConvGeom make_conv_geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, i
   return g;
 }
 
-template <class T>
-void im2col(const ConvGeom& g, const T* x, T* col) {
-  const int64_t cols = g.col_cols();
-  for (int64_t c = 0; c < g.C; ++c)
-    for (int64_t p = 0; p < g.KH; ++p)
-      for (int64_t q = 0; q < g.KW; ++q) {
-        T* row = col + ((c * g.KH + p) * g.KW + q) * cols;
-        for (int64_t i = 0; i < g.OH; ++i) {
-          const int64_t h = i * g.SH - g.PH + p;
-          T* out = row + i * g.OW;
-          if (h < 0 || h >= g.H) {
-            std::fill(out, out + g.OW, T(0));
-            continue;
-          }
-          const T* src = x + (c * g.H + h) * g.W;
-          for (int64_t j = 0; j < g.OW; ++j) {
-            const int64_t w = j * g.SW - g.PW + q;
-            out[j] = (w >= 0 && w < g.W) ? src[w] : T(0);
-          }
-        }
-      }
+int64_t conv_chunk(const ConvGeom& g, int64_t elem_bytes) {
+  const int64_t per_sample = (g.col_rows() + g.O) * g.col_cols() * elem_bytes;
+  const int64_t most = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(per_sample, 1), 1, std::max<int64_t>(g.N, 1));
+  // As few chunks as the bound allows, as even as ceil division makes them: the drivers run
+  // chunks of `chunk` samples and a last one of the rest (N = 33 under a bound of 32: 17 + 16).
+  const int64_t chunks = (g.N + most - 1) / most;
+  return chunks > 0 ? (g.N + chunks - 1) / chunks : 1;
+}
+
+ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes) {
+  // Batched up to a pixel count per pass, measured on ResNet50/18 at 64x64, batch 32 (P =
+  // 1024, 256, 64, 16, 4; bench/bench_conv --lowerings, docs/performance.md "Convolution").
+  // The forward's one-sample GEMMs stay fast down to P = 16 (the GEMM reads the weights in
+  // place and swaps skinny products), so only P = 4 gains from batching there; backward data
+  // and weight gain from P = 16 down, and are even at P = 64.
+  const int64_t batched_up_to = pass == ConvPass::Forward ? 8 : 32;
+  if (g.col_cols() > batched_up_to) return {ConvLowering::PerSample, 1};
+  return {ConvLowering::Batched, conv_chunk(g, elem_bytes)};
 }
 
 template <class T>
-void col2im(const ConvGeom& g, const T* col, T* x) {
-  const int64_t cols = g.col_cols();
-  for (int64_t c = 0; c < g.C; ++c)
-    for (int64_t p = 0; p < g.KH; ++p)
-      for (int64_t q = 0; q < g.KW; ++q) {
-        const T* row = col + ((c * g.KH + p) * g.KW + q) * cols;
-        for (int64_t i = 0; i < g.OH; ++i) {
-          const int64_t h = i * g.SH - g.PH + p;
-          if (h < 0 || h >= g.H) continue;
-          T* dst = x + (c * g.H + h) * g.W;
-          const T* in = row + i * g.OW;
-          for (int64_t j = 0; j < g.OW; ++j) {
-            const int64_t w = j * g.SW - g.PW + q;
-            if (w >= 0 && w < g.W) dst[w] += in[j];
-          }
-        }
+void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
+  if (plan.lowering == ConvLowering::PerSample) {
+#pragma omp parallel if (g.N > 1 && worth_parallel(g))
+    {
+      T* col = g.pointwise() ? nullptr : conv_workspace<T>(0, K * P);
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < g.N; ++n) {
+        const T* xn = x + n * chw;
+        T* yn = y + n * g.O * P;
+        if (!g.pointwise()) im2col(g, xn, col);
+        gemm(false, false, g.O, P, K, T(1), w, K, g.pointwise() ? xn : col, P, T(0), yn, P);
+        if (bias)
+          for (int64_t o = 0; o < g.O; ++o)
+            for (int64_t i = 0; i < P; ++i) yn[o * P + i] += bias[o];
       }
+    }
+    return;
+  }
+  const int64_t most = std::max<int64_t>(plan.chunk, 1);
+  T* col = conv_workspace<T>(0, K * most * P);
+  T* out = conv_workspace<T>(1, g.O * most * P);
+  for (int64_t n0 = 0; n0 < g.N; n0 += most) {
+    const int64_t nb = std::min(most, g.N - n0), ld = nb * P;
+    lower_chunk(g, x + n0 * chw, nb, col);
+    gemm(false, false, g.O, ld, K, T(1), w, K, col, ld, T(0), out, ld);
+    scatter_chunk(out, nb, g.O, P, bias, y + n0 * g.O * P);
+  }
+}
+
+template <class T>
+void conv2d_backward_input_planned(const ConvGeom& g, const ConvPlan& plan, const T* dy, const T* w, T* dx) {
+  const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
+  if (plan.lowering == ConvLowering::PerSample) {
+#pragma omp parallel if (g.N > 1 && worth_parallel(g))
+    {
+      T* col = g.pointwise() ? nullptr : conv_workspace<T>(0, K * P);
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < g.N; ++n) {
+        T* dxn = dx + n * chw;
+        const T* dyn = dy + n * g.O * P;
+        if (g.pointwise()) {
+          gemm(true, false, K, P, g.O, T(1), w, K, dyn, P, T(0), dxn, P);
+          continue;
+        }
+        gemm(true, false, K, P, g.O, T(1), w, K, dyn, P, T(0), col, P);
+        std::fill(dxn, dxn + chw, T(0));
+        col2im(g, col, dxn);
+      }
+    }
+    return;
+  }
+  const int64_t most = std::max<int64_t>(plan.chunk, 1);
+  T* col = conv_workspace<T>(0, K * most * P);
+  T* dyc = conv_workspace<T>(1, g.O * most * P);
+  for (int64_t n0 = 0; n0 < g.N; n0 += most) {
+    const int64_t nb = std::min(most, g.N - n0), ld = nb * P;
+    gather_chunk(dy + n0 * g.O * P, nb, g.O, P, dyc);
+    gemm(true, false, K, ld, g.O, T(1), w, K, dyc, ld, T(0), col, ld);
+    raise_chunk(g, col, nb, dx + n0 * chw);
+  }
+}
+
+template <class T>
+void conv2d_backward_weight_planned(const ConvGeom& g, const ConvPlan& plan, const T* dy, const T* x, T* dw, T* db) {
+  const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
+  const int64_t most = std::max<int64_t>(plan.chunk, 1);
+  if (g.N == 0) std::fill(dw, dw + g.O * K, T(0));
+  T* col = conv_workspace<T>(0, K * most * P);
+  T* dyc = conv_workspace<T>(1, g.O * most * P);
+  for (int64_t n0 = 0; n0 < g.N; n0 += most) {
+    const int64_t nb = std::min(most, g.N - n0), ld = nb * P;
+    // A chunk of one sample is already laid out as [rows, P]: dY and a pointwise x are read
+    // in place.
+    const T* dy_cols = dy + n0 * g.O * P;
+    const T* x_cols = x + n0 * chw;
+    if (nb > 1) {
+      gather_chunk(dy_cols, nb, g.O, P, dyc);
+      dy_cols = dyc;
+    }
+    if (nb > 1 || !g.pointwise()) {
+      lower_chunk(g, x + n0 * chw, nb, col);
+      x_cols = col;
+    }
+    gemm(false, true, g.O, K, ld, T(1), dy_cols, ld, x_cols, ld, n0 == 0 ? T(0) : T(1), dw, K);
+  }
+  if (db) bias_grad(g, dy, db);
 }
 
 template <class T>
 void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
-  const int64_t K = g.col_rows(), P = g.col_cols();
-  const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0;
-#pragma omp parallel if (worth_parallel(g))
-  {
-    // One sample's columns per thread: the workspace is bounded by threads, not batch.
-    std::vector<T> col(pointwise ? 0 : K * P);
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < g.N; ++n) {
-      const T* xn = x + n * g.C * g.H * g.W;
-      T* yn = y + n * g.O * P;
-      const T* cols = xn;  // a 1x1 stride-1 unpadded conv is already a GEMM on x
-      if (!pointwise) {
-        im2col(g, xn, col.data());
-        cols = col.data();
-      }
-      gemm(false, false, g.O, P, K, T(1), w, K, cols, P, T(0), yn, P);
-      if (bias)
-        for (int64_t o = 0; o < g.O; ++o)
-          for (int64_t i = 0; i < P; ++i) yn[o * P + i] += bias[o];
-    }
-  }
+  conv2d_forward_planned(g, plan_conv(g, ConvPass::Forward, sizeof(T)), x, w, bias, y);
 }
 
 template <class T>
 void conv2d_backward_input(const ConvGeom& g, const T* dy, const T* w, T* dx) {
-  const int64_t K = g.col_rows(), P = g.col_cols();
-  const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0;
-#pragma omp parallel if (worth_parallel(g))
-  {
-    std::vector<T> col(pointwise ? 0 : K * P);
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < g.N; ++n) {
-      T* dxn = dx + n * g.C * g.H * g.W;
-      const T* dyn = dy + n * g.O * P;
-      if (pointwise) {
-        gemm(true, false, K, P, g.O, T(1), w, K, dyn, P, T(0), dxn, P);
-        continue;
-      }
-      gemm(true, false, K, P, g.O, T(1), w, K, dyn, P, T(0), col.data(), P);
-      std::fill(dxn, dxn + g.C * g.H * g.W, T(0));
-      col2im(g, col.data(), dxn);
-    }
-  }
+  conv2d_backward_input_planned(g, plan_conv(g, ConvPass::BackwardInput, sizeof(T)), dy, w, dx);
 }
 
 template <class T>
 void conv2d_backward_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
-  const int64_t K = g.col_rows(), P = g.col_cols();
-  const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0;
-  const int max_threads = omp_in_parallel() || !worth_parallel(g) ? 1 : omp_get_max_threads();
-  // Each thread sums its own contiguous block of samples into a private buffer; the buffers
-  // are then added in thread order, so the result depends only on the thread count. The
-  // blocks follow the number of threads the runtime actually started (it may grant fewer
-  // than asked), so no sample is ever left out.
-  std::vector<std::vector<T>> partial(max_threads);
-  int granted = 1;
-#pragma omp parallel num_threads(max_threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
-    granted = nt;
-    partial[t].assign(g.O * K, T(0));
-    std::vector<T> col(pointwise ? 0 : K * P);
-    const int64_t lo = g.N * t / nt, hi = g.N * (t + 1) / nt;
-    for (int64_t n = lo; n < hi; ++n) {
-      const T* xn = x + n * g.C * g.H * g.W;
-      const T* cols = xn;
-      if (!pointwise) {
-        im2col(g, xn, col.data());
-        cols = col.data();
-      }
-      gemm(false, true, g.O, K, P, T(1), dy + n * g.O * P, P, cols, P, T(1), partial[t].data(), K);
-    }
-  }
-  for (int64_t i = 0; i < g.O * K; ++i) {
-    T s = 0;
-    for (int t = 0; t < granted; ++t) s += partial[t][i];
-    dw[i] = s;
-  }
-  if (db) {
-    for (int64_t o = 0; o < g.O; ++o) {
-      double s = 0;
-      for (int64_t n = 0; n < g.N; ++n) {
-        const T* d = dy + (n * g.O + o) * P;
-        for (int64_t i = 0; i < P; ++i) s += d[i];
-      }
-      db[o] = static_cast<T>(s);
-    }
-  }
+  conv2d_backward_weight_planned(g, plan_conv(g, ConvPass::BackwardWeight, sizeof(T)), dy, x, dw, db);
 }
 
-// ---- references: the definition, written as directly as possible ----
-
-template <class T>
-void conv2d_reference_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t o = 0; o < g.O; ++o)
-      for (int64_t i = 0; i < g.OH; ++i)
-        for (int64_t j = 0; j < g.OW; ++j) {
-          double s = bias ? bias[o] : 0.0;
-          for (int64_t c = 0; c < g.C; ++c)
-            for (int64_t p = 0; p < g.KH; ++p)
-              for (int64_t q = 0; q < g.KW; ++q) {
-                int64_t h = i * g.SH - g.PH + p, ww = j * g.SW - g.PW + q;
-                if (h < 0 || h >= g.H || ww < 0 || ww >= g.W) continue;
-                s += double(w[((o * g.C + c) * g.KH + p) * g.KW + q]) * x[((n * g.C + c) * g.H + h) * g.W + ww];
-              }
-          y[((n * g.O + o) * g.OH + i) * g.OW + j] = static_cast<T>(s);
-        }
-}
-
-template <class T>
-void conv2d_reference_backward_input(const ConvGeom& g, const T* dy, const T* w, T* dx) {
-  std::fill(dx, dx + g.N * g.C * g.H * g.W, T(0));
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t o = 0; o < g.O; ++o)
-      for (int64_t i = 0; i < g.OH; ++i)
-        for (int64_t j = 0; j < g.OW; ++j) {
-          const T d = dy[((n * g.O + o) * g.OH + i) * g.OW + j];
-          for (int64_t c = 0; c < g.C; ++c)
-            for (int64_t p = 0; p < g.KH; ++p)
-              for (int64_t q = 0; q < g.KW; ++q) {
-                int64_t h = i * g.SH - g.PH + p, ww = j * g.SW - g.PW + q;
-                if (h < 0 || h >= g.H || ww < 0 || ww >= g.W) continue;
-                dx[((n * g.C + c) * g.H + h) * g.W + ww] += d * w[((o * g.C + c) * g.KH + p) * g.KW + q];
-              }
-        }
-}
-
-template <class T>
-void conv2d_reference_backward_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
-  for (int64_t o = 0; o < g.O; ++o) {
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t p = 0; p < g.KH; ++p)
-        for (int64_t q = 0; q < g.KW; ++q) {
-          double s = 0;
-          for (int64_t n = 0; n < g.N; ++n)
-            for (int64_t i = 0; i < g.OH; ++i)
-              for (int64_t j = 0; j < g.OW; ++j) {
-                int64_t h = i * g.SH - g.PH + p, ww = j * g.SW - g.PW + q;
-                if (h < 0 || h >= g.H || ww < 0 || ww >= g.W) continue;
-                s += double(dy[((n * g.O + o) * g.OH + i) * g.OW + j]) * x[((n * g.C + c) * g.H + h) * g.W + ww];
-              }
-          dw[((o * g.C + c) * g.KH + p) * g.KW + q] = static_cast<T>(s);
-        }
-    if (db) {
-      double s = 0;
-      for (int64_t n = 0; n < g.N; ++n)
-        for (int64_t i = 0; i < g.OH * g.OW; ++i) s += dy[(n * g.O + o) * g.OH * g.OW + i];
-      db[o] = static_cast<T>(s);
-    }
-  }
-}
-
-#define MINIDL_INSTANTIATE(T)                                                                        \
-  template void im2col<T>(const ConvGeom&, const T*, T*);                                            \
-  template void col2im<T>(const ConvGeom&, const T*, T*);                                            \
-  template void conv2d_forward<T>(const ConvGeom&, const T*, const T*, const T*, T*);                \
-  template void conv2d_backward_input<T>(const ConvGeom&, const T*, const T*, T*);                   \
-  template void conv2d_backward_weight<T>(const ConvGeom&, const T*, const T*, T*, T*);              \
-  template void conv2d_reference_forward<T>(const ConvGeom&, const T*, const T*, const T*, T*);      \
-  template void conv2d_reference_backward_input<T>(const ConvGeom&, const T*, const T*, T*);         \
-  template void conv2d_reference_backward_weight<T>(const ConvGeom&, const T*, const T*, T*, T*);
+#define MINIDL_INSTANTIATE(T)                                                                                     \
+  template void conv2d_forward<T>(const ConvGeom&, const T*, const T*, const T*, T*);                             \
+  template void conv2d_backward_input<T>(const ConvGeom&, const T*, const T*, T*);                                \
+  template void conv2d_backward_weight<T>(const ConvGeom&, const T*, const T*, T*, T*);                           \
+  template void conv2d_forward_planned<T>(const ConvGeom&, const ConvPlan&, const T*, const T*, const T*, T*);    \
+  template void conv2d_backward_input_planned<T>(const ConvGeom&, const ConvPlan&, const T*, const T*, T*);       \
+  template void conv2d_backward_weight_planned<T>(const ConvGeom&, const ConvPlan&, const T*, const T*, T*, T*);
 MINIDL_INSTANTIATE(float)
 MINIDL_INSTANTIATE(double)
 #undef MINIDL_INSTANTIATE

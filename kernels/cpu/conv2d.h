@@ -1,8 +1,8 @@
 // 2-D convolution (cross-correlation, as every framework defines it), NCHW, groups = 1.
 //   y[n,o,i,j] = b[o] + sum_{c,p,q} w[o,c,p,q] * x[n, c, i*sh - ph + p, j*sw - pw + q]
-// (x is zero outside its bounds). conv2d_* lower each sample to a GEMM through im2col with a
-// per-thread column buffer of one sample (never the whole batch); conv2d_reference_* are
-// the nested loops that define the op, kept for the tests.
+// (x is zero outside its bounds). conv2d_* lower the convolution to GEMMs (how, and why that
+// way, is at the top of conv2d.cpp); conv2d_reference_* are the nested loops that define the
+// op, kept for the tests.
 #pragma once
 #include <cstdint>
 
@@ -15,6 +15,8 @@ struct ConvGeom {
   int64_t OH, OW;         // output
   int64_t col_rows() const { return C * KH * KW; }
   int64_t col_cols() const { return OH * OW; }
+  // 1x1, stride 1, no padding: x itself is the column matrix (no im2col).
+  bool pointwise() const { return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0; }
 };
 
 // Fills OH/OW from the rest; an empty output is an error naming the sizes.
@@ -28,6 +30,31 @@ template <class T> void conv2d_backward_input(const ConvGeom& g, const T* dy, co
 // dw = sum_n dy_n * im2col(x_n)^T, db = sum of dy over n,i,j (db may be nullptr); overwritten.
 template <class T> void conv2d_backward_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db);
 
+// ---- how a call is lowered (conv2d.cpp explains the choice) ----
+enum class ConvPass { Forward, BackwardInput, BackwardWeight };
+enum class ConvLowering {
+  PerSample,  // one GEMM per sample, samples spread over threads (each GEMM single-threaded)
+  Batched,    // `chunk` samples side by side in one [K, chunk*OH*OW] GEMM, threaded inside
+};
+struct ConvPlan {
+  ConvLowering lowering;
+  int64_t chunk;  // Batched: samples per GEMM (the last chunk holds the rest); else 1
+};
+// The plan conv2d_* use. It depends on the shape and the element size only, never on the
+// thread count, so every result is bit-identical for any number of threads.
+ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes);
+// The chunk a Batched plan uses: as many samples as keep the chunk's workspace within the
+// bound stated in conv2d.cpp (at least one, at most N).
+int64_t conv_chunk(const ConvGeom& g, int64_t elem_bytes);
+// The same ops under a given plan (tests and bench/bench_conv force each lowering).
+// backward_weight is always chunked (a PerSample plan there means chunks of one sample).
+template <class T>
+void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y);
+template <class T>
+void conv2d_backward_input_planned(const ConvGeom& g, const ConvPlan& plan, const T* dy, const T* w, T* dx);
+template <class T>
+void conv2d_backward_weight_planned(const ConvGeom& g, const ConvPlan& plan, const T* dy, const T* x, T* dw, T* db);
+
 template <class T> void conv2d_reference_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y);
 template <class T> void conv2d_reference_backward_input(const ConvGeom& g, const T* dy, const T* w, T* dx);
 template <class T> void conv2d_reference_backward_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db);
@@ -36,5 +63,8 @@ template <class T> void conv2d_reference_backward_weight(const ConvGeom& g, cons
 template <class T> void im2col(const ConvGeom& g, const T* x, T* col);
 // The adjoint: accumulates col back into x (x must be zeroed by the caller).
 template <class T> void col2im(const ConvGeom& g, const T* col, T* x);
+// The same two as plain loops with a bounds test per element (the tests' oracle).
+template <class T> void im2col_reference(const ConvGeom& g, const T* x, T* col);
+template <class T> void col2im_reference(const ConvGeom& g, const T* col, T* x);
 
 }  // namespace minidl::cpu

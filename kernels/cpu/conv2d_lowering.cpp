@@ -1,0 +1,185 @@
+// im2col / col2im without a bounds test per element, the chunk gather / scatter, and the
+// workspaces. The per-element-test versions (im2col_reference, col2im_reference) are at
+// the bottom, as the tests' oracle.
+//
+// For a kernel offset p, output row i reads input row h = i*SH - PH + p, which is inside
+// [0, H) exactly for i in a range [lo, hi) computed once (valid_range); likewise the columns
+// j for an offset q. So each output row of a (c, p, q) row of col is: zeros, a run of input
+// values (a contiguous copy when SW == 1, a strided gather otherwise), zeros; and the rows
+// outside [lo, hi) are all zeros.
+#include "kernels/cpu/conv2d_lowering.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace minidl::cpu {
+
+namespace {
+
+struct Range {
+  int64_t lo, hi;
+};
+
+// The outputs k in [0, out) whose input index k*stride - pad + offset lies in [0, size).
+Range valid_range(int64_t offset, int64_t pad, int64_t stride, int64_t size, int64_t out) {
+  // k*stride >= pad - offset  and  k*stride <= size - 1 + pad - offset
+  const int64_t first = pad - offset;
+  const int64_t lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+  const int64_t last = size - 1 + pad - offset;
+  const int64_t hi = last < 0 ? 0 : std::min(out, last / stride + 1);
+  return {std::min(lo, hi), hi};
+}
+
+// Below this many elements a parallel region costs more than the copy.
+constexpr int64_t kParallelCopy = 1 << 15;
+
+}  // namespace
+
+template <class T>
+void im2col_channels(const ConvGeom& g, const T* x, int64_t c0, int64_t c1, T* col, int64_t ld) {
+  const int64_t OH = g.OH, OW = g.OW, SW = g.SW;
+  for (int64_t c = c0; c < c1; ++c) {
+    const T* xc = x + c * g.H * g.W;
+    for (int64_t p = 0; p < g.KH; ++p) {
+      const Range ri = valid_range(p, g.PH, g.SH, g.H, OH);
+      for (int64_t q = 0; q < g.KW; ++q) {
+        const Range rj = valid_range(q, g.PW, SW, g.W, OW);
+        T* row = col + ((c * g.KH + p) * g.KW + q) * ld;
+        std::fill(row, row + ri.lo * OW, T(0));
+        // Input column of output column j is j*SW + shift.
+        const int64_t shift = q - g.PW;
+        for (int64_t i = ri.lo; i < ri.hi; ++i) {
+          T* __restrict out = row + i * OW;
+          const T* __restrict src = xc + (i * g.SH - g.PH + p) * g.W;
+          for (int64_t j = 0; j < rj.lo; ++j) out[j] = T(0);
+          if (SW == 1) {
+            for (int64_t j = rj.lo; j < rj.hi; ++j) out[j] = src[j + shift];
+          } else {
+            for (int64_t j = rj.lo; j < rj.hi; ++j) out[j] = src[j * SW + shift];
+          }
+          for (int64_t j = rj.hi; j < OW; ++j) out[j] = T(0);
+        }
+        std::fill(row + ri.hi * OW, row + OH * OW, T(0));
+      }
+    }
+  }
+}
+
+template <class T>
+void col2im_channels(const ConvGeom& g, const T* col, int64_t c0, int64_t c1, T* x, int64_t ld) {
+  const int64_t OW = g.OW, SW = g.SW;
+  for (int64_t c = c0; c < c1; ++c) {
+    T* xc = x + c * g.H * g.W;
+    for (int64_t p = 0; p < g.KH; ++p) {
+      const Range ri = valid_range(p, g.PH, g.SH, g.H, g.OH);
+      for (int64_t q = 0; q < g.KW; ++q) {
+        const Range rj = valid_range(q, g.PW, SW, g.W, OW);
+        const T* row = col + ((c * g.KH + p) * g.KW + q) * ld;
+        const int64_t shift = q - g.PW;
+        for (int64_t i = ri.lo; i < ri.hi; ++i) {
+          const T* __restrict in = row + i * OW;
+          T* __restrict dst = xc + (i * g.SH - g.PH + p) * g.W;
+          if (SW == 1) {
+            for (int64_t j = rj.lo; j < rj.hi; ++j) dst[j + shift] += in[j];
+          } else {
+            for (int64_t j = rj.lo; j < rj.hi; ++j) dst[j * SW + shift] += in[j];
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void gather_chunk(const T* src, int64_t nb, int64_t R, int64_t P, T* dst) {
+  const int64_t ld = nb * P;
+#pragma omp parallel for schedule(static) if (R * ld > kParallelCopy && !omp_in_parallel())
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t s = 0; s < nb; ++s) std::memcpy(dst + r * ld + s * P, src + (s * R + r) * P, P * sizeof(T));
+}
+
+template <class T>
+void scatter_chunk(const T* src, int64_t nb, int64_t R, int64_t P, const T* bias, T* dst) {
+  const int64_t ld = nb * P;
+#pragma omp parallel for schedule(static) if (R * ld > kParallelCopy && !omp_in_parallel())
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t s = 0; s < nb; ++s) {
+      const T* __restrict in = src + r * ld + s * P;
+      T* __restrict out = dst + (s * R + r) * P;
+      if (bias) {
+        const T b = bias[r];
+        for (int64_t i = 0; i < P; ++i) out[i] = in[i] + b;
+      } else {
+        std::memcpy(out, in, P * sizeof(T));
+      }
+    }
+}
+
+template <class T>
+T* conv_workspace(int slot, int64_t n) {
+  // Two slots are enough: a GEMM's column operand and its other operand or result.
+  thread_local std::vector<T> buffers[2];
+  std::vector<T>& b = buffers[slot];
+  if (int64_t(b.size()) < n) b.resize(n);
+  return b.data();
+}
+
+// im2col / col2im of one whole sample (the public functions).
+template <class T>
+void im2col(const ConvGeom& g, const T* x, T* col) {
+  im2col_channels(g, x, 0, g.C, col, g.col_cols());
+}
+
+template <class T>
+void col2im(const ConvGeom& g, const T* col, T* x) {
+  col2im_channels(g, col, 0, g.C, x, g.col_cols());
+}
+
+// ---- the definitions, a bounds test per element ----
+
+template <class T>
+void im2col_reference(const ConvGeom& g, const T* x, T* col) {
+  const int64_t cols = g.col_cols();
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t p = 0; p < g.KH; ++p)
+      for (int64_t q = 0; q < g.KW; ++q)
+        for (int64_t i = 0; i < g.OH; ++i)
+          for (int64_t j = 0; j < g.OW; ++j) {
+            const int64_t h = i * g.SH - g.PH + p, w = j * g.SW - g.PW + q;
+            const bool inside = h >= 0 && h < g.H && w >= 0 && w < g.W;
+            col[((c * g.KH + p) * g.KW + q) * cols + i * g.OW + j] = inside ? x[(c * g.H + h) * g.W + w] : T(0);
+          }
+}
+
+template <class T>
+void col2im_reference(const ConvGeom& g, const T* col, T* x) {
+  const int64_t cols = g.col_cols();
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t p = 0; p < g.KH; ++p)
+      for (int64_t q = 0; q < g.KW; ++q)
+        for (int64_t i = 0; i < g.OH; ++i)
+          for (int64_t j = 0; j < g.OW; ++j) {
+            const int64_t h = i * g.SH - g.PH + p, w = j * g.SW - g.PW + q;
+            if (h >= 0 && h < g.H && w >= 0 && w < g.W)
+              x[(c * g.H + h) * g.W + w] += col[((c * g.KH + p) * g.KW + q) * cols + i * g.OW + j];
+          }
+}
+
+#define MINIDL_INSTANTIATE(T)                                                                  \
+  template void im2col_channels<T>(const ConvGeom&, const T*, int64_t, int64_t, T*, int64_t); \
+  template void col2im_channels<T>(const ConvGeom&, const T*, int64_t, int64_t, T*, int64_t); \
+  template void gather_chunk<T>(const T*, int64_t, int64_t, int64_t, T*);                     \
+  template void scatter_chunk<T>(const T*, int64_t, int64_t, int64_t, const T*, T*);          \
+  template T* conv_workspace<T>(int, int64_t);                                                 \
+  template void im2col<T>(const ConvGeom&, const T*, T*);                                      \
+  template void col2im<T>(const ConvGeom&, const T*, T*);                                      \
+  template void im2col_reference<T>(const ConvGeom&, const T*, T*);                            \
+  template void col2im_reference<T>(const ConvGeom&, const T*, T*);
+MINIDL_INSTANTIATE(float)
+MINIDL_INSTANTIATE(double)
+#undef MINIDL_INSTANTIATE
+
+}  // namespace minidl::cpu

@@ -1,0 +1,292 @@
+// The fast convolution (kernels/cpu/conv2d.cpp, conv2d_lowering.cpp) against its references:
+// conv2d_forward / backward_input / backward_weight under each lowering (per-sample, batched
+// with chunks that leave a remainder, and plan_conv's own choice) against the nested-loop
+// conv2d_reference_*, in float and double, on random awkward shapes (kernels 1-7, strides
+// 1-3, padding 0-3, H != W, odd channel counts, N = 1, 3, 33), at 1 and 2 threads, with
+// bit-identical results across thread counts; the fast im2col / col2im against the
+// per-element versions; and the workspace bound of plan_conv.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/conv2d.h"
+#include "tensor/error.h"
+#include "tensor/parallel.h"
+#include "tensor/random.h"
+
+using namespace minidl;
+using cpu::ConvGeom;
+using cpu::ConvLowering;
+using cpu::ConvPass;
+using cpu::ConvPlan;
+
+namespace {
+
+template <class T>
+std::vector<T> uniform_vec(size_t n, uint64_t seed) {
+  Generator g(seed);
+  std::vector<T> v(n);
+  for (T& x : v) x = static_cast<T>(g.uniform(-1, 1));
+  return v;
+}
+
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+std::string describe(const ConvGeom& g) {
+  return detail::concat("N=", g.N, " C=", g.C, " H=", g.H, " W=", g.W, " O=", g.O, " k=", g.KH, "x", g.KW,
+                        " s=", g.SH, ",", g.SW, " p=", g.PH, ",", g.PW, " -> ", g.OH, "x", g.OW);
+}
+
+// max |got - ref| / max |ref|: rounding error relative to the result's scale (NaN fails).
+template <class T>
+double scaled_error(const std::vector<T>& got, const std::vector<T>& ref) {
+  REQUIRE(got.size() == ref.size());
+  double diff = 0, scale = 1e-30;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double d = std::abs(double(got[i]) - double(ref[i]));
+    if (!(d <= diff)) diff = d;
+    scale = std::max(scale, std::abs(double(ref[i])));
+  }
+  return diff / scale;
+}
+
+template <class T>
+double tolerance() {
+  return sizeof(T) == 4 ? 2e-5 : 1e-12;
+}
+
+// A random geometry: kernel 1, 3, 5 or 7 (KH and KW drawn apart), stride 1-3, padding 0-3,
+// H != W in general, channel counts that are multiples of nothing in particular.
+ConvGeom random_geom(Generator& r, int64_t N) {
+  auto pick = [&](int64_t lo, int64_t hi) { return lo + int64_t(r.uniform() * double(hi - lo + 1)); };
+  const int64_t ks[] = {1, 3, 5, 7};
+  const int64_t KH = ks[pick(0, 3)], KW = ks[pick(0, 3)];
+  const int64_t PH = pick(0, 3), PW = pick(0, 3);
+  // Inputs at least as large as the kernel minus the padding, so the output is not empty.
+  const int64_t H = std::max<int64_t>(pick(3, 14), KH - 2 * PH), W = std::max<int64_t>(pick(3, 14), KW - 2 * PW);
+  return cpu::make_conv_geom(N, pick(1, 7), H, W, pick(1, 11), KH, KW, pick(1, 3), pick(1, 3), PH, PW);
+}
+
+// Everything one call of the three passes produces.
+template <class T>
+struct ConvOut {
+  std::vector<T> y, dx, dw, db;
+};
+
+template <class T>
+struct ConvData {
+  ConvGeom g;
+  std::vector<T> x, w, b, dy;
+  ConvData(const ConvGeom& geom, uint64_t seed)
+      : g(geom),
+        x(uniform_vec<T>(g.N * g.C * g.H * g.W, seed)),
+        w(uniform_vec<T>(g.O * g.col_rows(), seed + 1)),
+        b(uniform_vec<T>(g.O, seed + 2)),
+        dy(uniform_vec<T>(g.N * g.O * g.col_cols(), seed + 3)) {}
+
+  // Outputs start as NaN: every kernel must overwrite, never accumulate into, its output.
+  ConvOut<T> nan_outputs() const {
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    return {std::vector<T>(dy.size(), nan), std::vector<T>(x.size(), nan), std::vector<T>(w.size(), nan),
+            std::vector<T>(b.size(), nan)};
+  }
+  ConvOut<T> reference() const {
+    ConvOut<T> o = nan_outputs();
+    cpu::conv2d_reference_forward<T>(g, x.data(), w.data(), b.data(), o.y.data());
+    cpu::conv2d_reference_backward_input<T>(g, dy.data(), w.data(), o.dx.data());
+    cpu::conv2d_reference_backward_weight<T>(g, dy.data(), x.data(), o.dw.data(), o.db.data());
+    return o;
+  }
+  ConvOut<T> planned(const ConvPlan& plan) const {
+    ConvOut<T> o = nan_outputs();
+    cpu::conv2d_forward_planned<T>(g, plan, x.data(), w.data(), b.data(), o.y.data());
+    cpu::conv2d_backward_input_planned<T>(g, plan, dy.data(), w.data(), o.dx.data());
+    cpu::conv2d_backward_weight_planned<T>(g, plan, dy.data(), x.data(), o.dw.data(), o.db.data());
+    return o;
+  }
+  ConvOut<T> automatic() const {
+    ConvOut<T> o = nan_outputs();
+    cpu::conv2d_forward<T>(g, x.data(), w.data(), b.data(), o.y.data());
+    cpu::conv2d_backward_input<T>(g, dy.data(), w.data(), o.dx.data());
+    cpu::conv2d_backward_weight<T>(g, dy.data(), x.data(), o.dw.data(), o.db.data());
+    return o;
+  }
+};
+
+template <class T>
+void check_close(const ConvOut<T>& got, const ConvOut<T>& ref) {
+  CHECK(scaled_error(got.y, ref.y) <= tolerance<T>());
+  CHECK(scaled_error(got.dx, ref.dx) <= tolerance<T>());
+  CHECK(scaled_error(got.dw, ref.dw) <= tolerance<T>());
+  CHECK(scaled_error(got.db, ref.db) <= tolerance<T>());
+}
+
+template <class T>
+void check_same_bits(const ConvOut<T>& a, const ConvOut<T>& b) {
+  CHECK(same_bits(a.y, b.y));
+  CHECK(same_bits(a.dx, b.dx));
+  CHECK(same_bits(a.dw, b.dw));
+  CHECK(same_bits(a.db, b.db));
+}
+
+// The plans a shape is tested under: both lowerings, batched chunks of plan_conv's size and
+// of sizes that leave a remainder (2 and 5 samples), and plan_conv's own plan.
+std::vector<ConvPlan> plans_for(const ConvGeom& g) {
+  return {{ConvLowering::PerSample, 1},
+          {ConvLowering::Batched, cpu::conv_chunk(g, 4)},
+          {ConvLowering::Batched, 2},
+          {ConvLowering::Batched, 5}};
+}
+
+template <class T>
+void check_against_reference(const ConvGeom& g, uint64_t seed) {
+  const ConvData<T> d(g, seed);
+  const ConvOut<T> ref = d.reference();
+  for (const ConvPlan& plan : plans_for(g)) {
+    CAPTURE(int(plan.lowering));
+    CAPTURE(plan.chunk);
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      ThreadCountGuard tc(threads);
+      check_close(d.planned(plan), ref);
+    }
+  }
+  ThreadCountGuard tc(2);
+  check_close(d.automatic(), ref);
+}
+
+}  // namespace
+
+TEST_CASE("fast conv2d matches the reference on random awkward shapes, every lowering, 1 and 2 threads") {
+  Generator r(20240905);
+  for (int64_t N : {1, 3, 33}) {
+    const int count = N == 33 ? 6 : 12;  // the nested-loop reference is slow at N = 33
+    for (int i = 0; i < count; ++i) {
+      const ConvGeom g = random_geom(r, N);
+      CAPTURE(describe(g));
+      check_against_reference<float>(g, 100 + i);
+      check_against_reference<double>(g, 200 + i);
+    }
+  }
+}
+
+TEST_CASE("fast conv2d matches the reference on the ResNet special cases") {
+  const ConvGeom cases[] = {
+      cpu::make_conv_geom(3, 3, 19, 21, 5, 7, 7, 2, 2, 3, 3),  // the stem, 7x7/2 padded by 3
+      cpu::make_conv_geom(3, 6, 9, 7, 11, 1, 1, 2, 2, 0, 0),   // downsample 1x1/2, odd sizes
+      cpu::make_conv_geom(33, 5, 3, 5, 7, 1, 1, 1, 1, 0, 0),   // pointwise, tiny P, chunk remainder
+      cpu::make_conv_geom(3, 4, 17, 16, 6, 1, 1, 1, 1, 0, 0),  // pointwise, P >= 256: x read in place
+      cpu::make_conv_geom(3, 5, 17, 18, 7, 3, 3, 1, 1, 1, 1),  // 3x3 "same", P >= 256
+      cpu::make_conv_geom(2, 3, 5, 4, 4, 3, 3, 3, 3, 3, 3),    // padding wider than the input
+      cpu::make_conv_geom(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0),    // everything 1
+  };
+  for (const ConvGeom& g : cases) {
+    CAPTURE(describe(g));
+    check_against_reference<float>(g, 300);
+    check_against_reference<double>(g, 400);
+  }
+}
+
+TEST_CASE("plan_conv picks each lowering by shape, and fast conv2d is bit-identical for 1 and 2 threads") {
+  // Big enough that the parallel regions open and the GEMMs thread inside; between them
+  // they take each lowering in each pass.
+  const ConvGeom tiny_p = cpu::make_conv_geom(33, 13, 3, 2, 17, 3, 3, 1, 1, 1, 1);     // P = 6
+  const ConvGeom small_p = cpu::make_conv_geom(33, 13, 5, 4, 17, 3, 3, 1, 1, 1, 1);    // P = 20
+  const ConvGeom large_p = cpu::make_conv_geom(5, 6, 19, 17, 9, 3, 3, 1, 1, 1, 1);     // P = 323
+  const ConvGeom pointwise = cpu::make_conv_geom(33, 37, 5, 3, 29, 1, 1, 1, 1, 0, 0);  // P = 15
+  auto lowering = [](const ConvGeom& g, ConvPass pass) { return cpu::plan_conv(g, pass, 4).lowering; };
+  for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardInput, ConvPass::BackwardWeight}) {
+    CHECK(lowering(tiny_p, pass) == ConvLowering::Batched);
+    CHECK(lowering(small_p, pass) == (pass == ConvPass::Forward ? ConvLowering::PerSample : ConvLowering::Batched));
+    CHECK(lowering(large_p, pass) == ConvLowering::PerSample);
+  }
+  for (const ConvGeom& g : {tiny_p, small_p, large_p, pointwise}) {
+    CAPTURE(describe(g));
+    const ConvData<float> d(g, 500);
+    for (const ConvPlan& plan : plans_for(g)) {
+      CAPTURE(int(plan.lowering));
+      CAPTURE(plan.chunk);
+      ConvOut<float> one, two;
+      {
+        ThreadCountGuard tc(1);
+        one = d.planned(plan);
+      }
+      {
+        ThreadCountGuard tc(2);
+        two = d.planned(plan);
+      }
+      check_same_bits(one, two);
+    }
+    ConvOut<float> one, two;
+    {
+      ThreadCountGuard tc(1);
+      one = d.automatic();
+    }
+    {
+      ThreadCountGuard tc(2);
+      two = d.automatic();
+    }
+    check_same_bits(one, two);
+  }
+}
+
+TEST_CASE("the batched chunk keeps the workspace bounded and leaves no starved last chunk") {
+  // (K + O) * chunk * P elements stay within 4 MB unless one sample alone is larger; the
+  // chunk never exceeds the batch; the last chunk (the rest) is not much smaller than the
+  // others; a Batched plan uses this chunk.
+  const ConvGeom shapes[] = {
+      cpu::make_conv_geom(32, 512, 2, 2, 512, 3, 3, 1, 1, 1, 1),    // rn50 l4 3x3, P = 4
+      cpu::make_conv_geom(1000, 512, 2, 2, 512, 3, 3, 1, 1, 1, 1),  // a large batch
+      cpu::make_conv_geom(32, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1),    // rn50 l3 3x3, P = 16
+      cpu::make_conv_geom(33, 2048, 2, 2, 512, 1, 1, 1, 1, 0, 0),   // rn50 l4 1x1
+      cpu::make_conv_geom(32, 3, 64, 64, 64, 7, 7, 2, 2, 3, 3),     // the stem, P = 1024
+      cpu::make_conv_geom(7, 4096, 8, 8, 4096, 3, 3, 1, 1, 1, 1),   // one sample over the bound
+  };
+  for (const ConvGeom& g : shapes)
+    for (int64_t bytes : {4, 8}) {
+      CAPTURE(describe(g));
+      CAPTURE(bytes);
+      const int64_t chunk = cpu::conv_chunk(g, bytes);
+      const int64_t per_sample = (g.col_rows() + g.O) * g.col_cols() * bytes;
+      CHECK(chunk >= 1);
+      CHECK(chunk <= g.N);
+      if (per_sample <= (int64_t(4) << 20))
+        CHECK(chunk * per_sample <= (int64_t(4) << 20));
+      else
+        CHECK(chunk == 1);
+      const int64_t chunks = (g.N + chunk - 1) / chunk;
+      CHECK(g.N - (chunks - 1) * chunk > chunk - chunks);
+      for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardInput, ConvPass::BackwardWeight}) {
+        const ConvPlan p = cpu::plan_conv(g, pass, bytes);
+        CHECK(p.chunk == (p.lowering == ConvLowering::Batched ? chunk : 1));
+      }
+    }
+}
+
+TEST_CASE("fast im2col equals the per-element im2col, and col2im its per-element adjoint") {
+  Generator r(77);
+  for (int i = 0; i < 40; ++i) {
+    const ConvGeom g = random_geom(r, 1);
+    CAPTURE(describe(g));
+    const auto x = uniform_vec<double>(g.C * g.H * g.W, 900 + i);
+    const size_t n_col = size_t(g.col_rows() * g.col_cols());
+    std::vector<double> col(n_col, std::numeric_limits<double>::quiet_NaN()), col_ref(n_col);
+    cpu::im2col<double>(g, x.data(), col.data());
+    cpu::im2col_reference<double>(g, x.data(), col_ref.data());
+    CHECK(same_bits(col, col_ref));  // pure copies and zeros: exact
+
+    const auto r_col = uniform_vec<float>(n_col, 950 + i);
+    std::vector<float> back(x.size(), 0.f), back_ref(x.size(), 0.f);
+    cpu::col2im<float>(g, r_col.data(), back.data());
+    cpu::col2im_reference<float>(g, r_col.data(), back_ref.data());
+    CHECK(same_bits(back, back_ref));  // same terms added in the same (p, q, i, j) order
+  }
+}
