@@ -36,7 +36,8 @@ NormaliseFn<T> pick_normalise(bool residual, bool relu) {
   return relu ? normalise_row<false, true, T> : normalise_row<false, false, T>;
 }
 
-// One channel's mean and M2 = sum (x - mean)^2 over its N rows of HW. Each row gets its own
+// One channel's mean and M2 = sum (x - mean)^2 over its N rows of HW. Each row (of at least
+// two lane vectors) gets its own
 // mean and M2 (the second sweep reads the row from L1), and rows are merged exactly:
 //   M2 = sum_n M2_n + HW * sum_n (mean_n - mean)^2.
 // Unlike sum(x^2) - M mean^2 this loses nothing when |mean| >> std.
@@ -45,6 +46,17 @@ void channel_stats(const T* x, int64_t N, int64_t C, int64_t HW, int64_t c, std:
                    double& mean, double& m2) {
   double total = 0;
   m2 = 0;
+  if (HW < 2 * kLanes<T>) {
+    // Rows too short for lanes (ResNet's 4x4 and 2x2 stages): the per-row bookkeeping would
+    // cost more than it saves, and the channel (N*HW values) sits in L1 anyway, so the
+    // textbook two passes in double: the mean, then squared deviations from it.
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) total += x[(n * C + c) * HW + i];
+    mean = total / double(N * HW);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) m2 += (x[(n * C + c) * HW + i] - mean) * (x[(n * C + c) * HW + i] - mean);
+    return;
+  }
   for (int64_t n = 0; n < N; ++n) {
     const T* p = x + (n * C + c) * HW;
     const double rm = lane_sum<T>(HW, [p](auto ld) { return ld(p); }) / double(HW);
