@@ -4,31 +4,37 @@
 // C = alpha * op(A) * op(B) + beta * C.
 //
 // This file holds only what is specific to AVX-512: the 16-float zmm vector, its mask
-// registers, the 12 x 32 micro-tile and the block sizes. The driver (packing, blocking,
+// registers, the 8 x 32 micro-tile and the block sizes. The driver (packing, blocking,
 // threading, the dot kernel, the swap trick, the micro-kernel's loop) is
 // kernels/cpu/gemm_driver.inc, shared with the AVX2 kernel; its design notes are at its top.
 //
-// Why 12 x 32 (two zmm per row of the tile, 12 rows):
-//  - registers: 24 accumulators + 2 B vectors + 1 broadcast = 27 of the 32 zmm registers.
-//    14 rows (28 + 3 = 31) would also fit; 12 divides the shapes that matter better (the
-//    swapped per-sample layer3 product has 16 rows: 12 + 4 vs 14 + 2 is a wash, but the
-//    row blocks of 144 and the 24-row dot items are multiples of 12, not of 14) and
-//    leaves registers for the compiler's addressing.
-//  - latency: 24 independent FMA chains against 4 cycles x 2 FMA pipes = 8 in flight.
-//  - loads: per k, 2 vector loads + 12 broadcasts (14 loads) feed 24 FMAs: 12 cycles of FMA
-//    against 7 of loads on two load ports, so the FMA pipes stay the bottleneck. A 1-vector
-//    tile (MR x 16) would need one broadcast per FMA and be load-bound; a 3-vector tile
-//    (8 x 48) loads less per FMA but wastes lanes on the per-sample ResNet products (N = 64
-//    or, swapped, 16 rows).
+// Why 8 x 32 (two zmm per row of the tile, 8 rows):
+//  - the 32-float width: one zmm per row (MR x 16) would need one broadcast per FMA and be
+//    load-bound; three (MR x 48) would waste lanes on the per-sample ResNet products
+//    (N = 64, or 16 once swapped) and leave at most 9 rows.
+//  - latency: 16 independent FMA chains against 4 cycles x 2 FMA pipes = 8 in flight.
+//  - loads: per k, 2 vector loads + 8 broadcasts feed 16 FMAs (8 cycles of FMA against 5 of
+//    loads on two load ports), so the FMA pipes stay the bottleneck.
+//  - registers: 16 accumulators + 2 B vectors + 1 broadcast = 19 of the 32 zmm. Up to 14
+//    rows would fit (28 + 3 = 31), and 12 (24 accumulators, BLIS's choice for Skylake-X)
+//    loads slightly less per FMA; measured on this machine (one thread, 9 ResNet50 and
+//    square shapes, alternated, medians of per-repetition ratios), 8 x 32 was as fast as or
+//    1-7 % faster than 12 x 32, and 14 x 32 3-14 % slower on the shapes with 16 rows
+//    (per-sample layer3, swapped: 8 + 8 rows, against 12 + 4 or 14 + 2). 8 also divides the
+//    row blocks (144) and the dot kernel's 24-row items.
 //  - mask registers make partial columns cheap: a masked load/store per vector, no
 //    scalar tail.
 //
 // Block sizes (this machine: 48 KB L1d, 2 MB L2 per core):
 //   KC = 256: one B sliver is 256 x 32 x 4 B = 32 KB, two thirds of L1, with the A
-//             micro-panel (12 KB) streaming past it from L2. The C tile's load/store per
-//             K block (12 x 32 floats) is amortised over 256 x 24 FMAs. Measured against
-//             KC = 192 and 384 (docs/performance.md, "AVX-512 kernel").
-//   MC = 144: the A block is 144 x 256 x 4 B = 144 KB, resident in L2 (a multiple of 12).
+//             micro-panel (8 KB) streaming past it from L2. The C tile's load/store per
+//             K block is amortised over 256 x 16 FMAs. KC = 384 measured the same (within
+//             the noise of a shared machine), so the AVX2 kernel's K blocking is kept: the
+//             two kernels then sum every element of C in the same order on the packed path
+//             (each lane accumulates one element along k) and give the same bits there;
+//             only the dot kernel (products with a side <= 8) differs, 16 lanes along k
+//             instead of 8.
+//   MC = 144: the A block is 144 x 256 x 4 B = 144 KB, resident in L2 (a multiple of 8).
 //   NG = 256: the item's packed B is 256 KB; with the A block, 400 KB of the 2 MB L2.
 //
 // Like the driver, this file uses no C++ library templates (see gemm_driver.inc): an inline
@@ -51,7 +57,7 @@ namespace {
 struct Isa {
   using V = __m512;
   using Mask = __mmask16;
-  static constexpr int W = 16, MR = 12, NV = 2;
+  static constexpr int W = 16, MR = 8, NV = 2;
   static constexpr int64_t KC = 256, MC = 144, NG = 256;
 
   static V zero() { return _mm512_setzero_ps(); }

@@ -1,7 +1,7 @@
 // The fast SGEMMs behind cpu::gemm<float> (issue 5): packed panels, cache blocking, a
 // register-blocked micro-kernel and OpenMP across blocks, in two instruction sets that
 // share one driver (kernels/cpu/gemm_driver.inc, design notes at its top): AVX2/FMA
-// (gemm_avx2.cpp, 6 x 16 tiles of ymm) and AVX-512 (gemm_avx512.cpp, 12 x 32 tiles of zmm).
+// (gemm_avx2.cpp, 6 x 16 tiles of ymm) and AVX-512 (gemm_avx512.cpp, 8 x 32 tiles of zmm).
 // Same contract as gemm() in gemm.h: row-major C = alpha * op(A) * op(B) + beta * C, any
 // M, N, K, any leading dimensions, beta == 0 never reads C.
 //
