@@ -60,6 +60,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_fast.h"
 #include "tensor/random.h"
@@ -80,47 +81,7 @@ double median(std::vector<double> v) {
 
 // ------------------------------------------------------------------------- FMA peak
 
-__attribute__((target("avx2,fma"))) float fma_chains8(int64_t iters) {
-  __m256 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(float(i));
-  const __m256 m = _mm256_set1_ps(0.9999999f), a = _mm256_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it)
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], m, a);
-  __m256 s = acc[0];
-  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
-  return _mm256_cvtss_f32(s);
-}
-
-__attribute__((target("avx512f"))) float fma_chains16(int64_t iters) {
-  __m512 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(float(i));
-  const __m512 m = _mm512_set1_ps(0.9999999f), a = _mm512_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it)
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], m, a);
-  __m512 s = acc[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
-  return _mm512_cvtss_f32(s);
-}
-
-// GFLOP/s of `threads` threads each running the FMA loop of `lanes` (8 or 16) floats
-// (best of 3 runs of ~0.1-0.2 s).
-double fma_peak(int threads, int lanes) {
-  const int64_t iters = lanes == 16 ? 10'000'000 : 20'000'000;
-  double best = 0;
-  volatile float sink = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto t = Clock::now();
-    float s = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : s)
-    s += lanes == 16 ? fma_chains16(iters) : fma_chains8(iters);
-    const double sec = seconds_since(t);
-    sink = sink + s;
-    best = std::max(best, double(threads) * iters * 12 * lanes * 2 / sec / 1e9);
-  }
-  return best;
-}
+// The FMA peak is bench::measure_fma_peak (bench_util.h).
 
 // ------------------------------------------------------------------------ our kernels
 
@@ -432,7 +393,7 @@ int main(int argc, char** argv) {
   const double pause = pause_ms / 1000.0, after_openblas = std::max(pause, 0.150);
 
   const int lanes = ours.front().lanes;  // the peak of the widest kernel timed
-  const double peak1 = fma_peak(1, lanes), peakT = fma_peak(threads, lanes);
+  const double peak1 = bench::measure_fma_peak(lanes, 1), peakT = bench::measure_fma_peak(lanes, threads);
   std::printf("bench_gemm: %d thread(s), median of %d, OpenBLAS %s (core %s), Eigen %d.%d.%d (%s)\n", threads, reps,
               openblas_get_config(), openblas_get_corename(), EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION,
               EIGEN_MINOR_VERSION, Eigen::SimdInstructionSetsInUse());

@@ -58,9 +58,12 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>) {
+    static const SgemmConfig defaults{};
     switch (sgemm_selected()) {
-      case SgemmIsa::avx512: return sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-      case SgemmIsa::avx2: return sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      case SgemmIsa::avx512:
+        return sgemm_avx512_config(defaults, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      case SgemmIsa::avx2:
+        return sgemm_avx2_config(defaults, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       case SgemmIsa::reference: break;
     }
   }

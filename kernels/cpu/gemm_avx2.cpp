@@ -65,13 +65,7 @@ struct Isa {
   }
   static V maskload(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }  // off lanes read as 0
   static void maskstore(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
-  // Sum of the 8 lanes in a fixed order: halves, then pairs, then the last two.
-  static float hsum(V v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-  }
+  static __m256 fold8(V v) { return v; }  // the lanes as 8 partial sums, for hsum (driver)
 };
 
 }  // namespace
@@ -85,11 +79,6 @@ void sgemm_avx2_config(const SgemmConfig& cfg, bool trans_a, bool trans_b, int64
                        float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                        int64_t ldc) {
   sgemm_run(cfg, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-void sgemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  sgemm_run(SgemmConfig{}, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace minidl::cpu

@@ -74,16 +74,10 @@ struct Isa {
   static Mask mask(int64_t n) { return Mask(n <= 0 ? 0u : n >= 16 ? 0xFFFFu : (1u << n) - 1u); }
   static V maskload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }  // off lanes read as 0
   static void maskstore(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
-  // Sum of the 16 lanes in a fixed order: halves, quarters, pairs, the last two. (Neither
-  // _mm512_reduce_add_ps nor _mm512_castps512_ps256: with GCC 12 both trip -Wuninitialized
-  // inside its own header.)
-  static float hsum(V v) {
-    const __m256 h = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-  }
+  // The 16 lanes as 8 partial sums (lane i + lane i+8), for hsum (driver). Not
+  // _mm512_castps512_ps256 for the low half: with GCC 12 it trips -Wuninitialized inside
+  // its own header (so does _mm512_reduce_add_ps).
+  static __m256 fold8(V v) { return _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1)); }
 };
 
 }  // namespace
@@ -97,11 +91,6 @@ void sgemm_avx512_config(const SgemmConfig& cfg, bool trans_a, bool trans_b, int
                          float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                          int64_t ldc) {
   sgemm_run(cfg, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-void sgemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  sgemm_run(SgemmConfig{}, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace minidl::cpu

@@ -17,19 +17,14 @@
 namespace minidl::cpu {
 
 // True when this CPU has AVX2 and FMA and the OS saves the ymm registers (checked once, at
-// run time). sgemm_avx2 may only be called when this is true.
+// run time).
 bool cpu_has_avx2_fma();
 // True when this CPU has AVX-512 F, VL, BW and DQ (and AVX2/FMA) and the OS saves the zmm
-// and mask registers (XCR0, read with xgetbv). sgemm_avx512 may only be called when true.
+// and mask registers (XCR0, read with xgetbv).
 bool cpu_has_avx512();
 
-void sgemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-void sgemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-
-// Switches for the benchmark's ablation (what each step buys); the ops always use the
-// defaults through sgemm_avx2 / sgemm_avx512. Each switch only narrows which paths may be
+// The kernels take a config: switches for the benchmark's ablation (what each step buys);
+// gemm<float> always passes the defaults. Each switch only narrows which paths may be
 // taken, so every setting computes the same product (to rounding).
 struct SgemmConfig {
   bool allow_dot = true;    // skinny products (one side <= 8) through the dot-product kernel
@@ -43,6 +38,8 @@ void sgemm_avx2_config(const SgemmConfig& cfg, bool trans_a, bool trans_b, int64
 void sgemm_avx512_config(const SgemmConfig& cfg, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                          float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                          int64_t ldc);
+// sgemm_avx2_config may only be called when cpu_has_avx2_fma(), sgemm_avx512_config when
+// cpu_has_avx512().
 
 // Which kernel gemm<float> runs.
 enum class SgemmIsa { reference, avx2, avx512 };
