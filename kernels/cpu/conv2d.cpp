@@ -8,24 +8,28 @@
 // Two lowerings (ConvLowering, chosen by plan_conv from the shape alone):
 //  - PerSample: samples are spread over the threads, each running its own one-sample GEMM
 //    single-threaded. Good when P is large: each GEMM is then wide enough on its own, and the
-//    threads share nothing.
+//    threads share nothing. Backward weight sums the samples in L lanes (L from the shape,
+//    up to 8): lane l adds samples [N*l/L, N*(l+1)/L) in order into its own partial dW, and
+//    the partials are added in lane order at the end (one vectorised pass over dW).
 //  - Batched: `chunk` samples are laid side by side in one column matrix [K, chunk*P] and go
 //    through one GEMM that is threaded inside; the result [O, chunk*P] is scattered back to
-//    NCHW. At 64x64 input the late ResNet layers have P = 64, 16 or 4, where a one-sample GEMM
+//    NCHW. At 64x64 input the late ResNet layers have P = 16 or 4, where a one-sample GEMM
 //    is a sliver the micro-kernel cannot fill (16 lanes wide) and the weights are streamed
 //    once per sample; the chunk makes N = chunk*P wide and reuses the weights across samples.
 //    Backward data gathers dY's chunk to [O, chunk*P] the same way, and backward weight
 //    multiplies the gathered dY chunk by the chunk's columns transposed, so each GEMM sums over
 //    chunk*P (a long K is what GEMM likes) and the chunks add into dW in sample order through
-//    the GEMM's beta = 1: no per-thread partial buffers, nothing to reduce.
-// Both lowerings give each output element the same summation order whatever the thread
-// count (the GEMM's own order depends only on its shape), so results are bit-identical for
-// any number of threads. The plan must not depend on the thread count for that to hold.
+//    the GEMM's beta = 1: no partial buffers, nothing to reduce.
+// Every output element gets the same summation order whatever the thread count (the GEMM's
+// own order depends only on its shape; lanes and chunks come from the shape), so results
+// are bit-identical for any number of threads. The plan must not depend on the thread count
+// for that to hold.
 //
 // Workspace bound: a chunk holds at most as many samples as fit kChunkBytes for its column
 // matrix plus its result/dY block ((K + O) * chunk * P elements); at least one sample. So the
 // workspace is a few MB per call whatever the batch size, never the whole batch once the
-// batch is large. PerSample needs one sample's columns per thread (K * P).
+// batch is large. PerSample needs one sample's columns per thread (K * P), and backward
+// weight's lanes at most kChunkBytes of partials besides dW.
 #include "kernels/cpu/conv2d.h"
 
 #include <omp.h>
@@ -51,7 +55,7 @@ template <class T>
 void lower_chunk(const ConvGeom& g, const T* x, int64_t nb, T* col) {
   const int64_t P = g.col_cols(), ld = nb * P, chw = g.C * g.H * g.W;
   if (g.pointwise()) return gather_chunk(x, nb, g.C, P, col);
-#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(g) && !omp_in_parallel())
+#pragma omp parallel for collapse(2) schedule(static) if (g.col_rows() * ld > kParallelCopyElems && !omp_in_parallel())
   for (int64_t s = 0; s < nb; ++s)
     for (int64_t c = 0; c < g.C; ++c) im2col_channels(g, x + s * chw, c, c + 1, col + s * P, ld);
 }
@@ -61,7 +65,7 @@ template <class T>
 void raise_chunk(const ConvGeom& g, const T* col, int64_t nb, T* dx) {
   const int64_t P = g.col_cols(), ld = nb * P, hw = g.H * g.W;
   if (g.pointwise()) return scatter_chunk(col, nb, g.C, P, static_cast<const T*>(nullptr), dx);
-#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(g) && !omp_in_parallel())
+#pragma omp parallel for collapse(2) schedule(static) if (g.col_rows() * ld > kParallelCopyElems && !omp_in_parallel())
   for (int64_t s = 0; s < nb; ++s)
     for (int64_t c = 0; c < g.C; ++c) {
       T* plane = dx + (s * g.C + c) * hw;
@@ -188,30 +192,69 @@ void conv2d_backward_input_planned(const ConvGeom& g, const ConvPlan& plan, cons
   }
 }
 
+namespace {
+
+// dW summed over samples [n0, n0 + count) one sample at a time, on the calling thread alone
+// when inside a parallel region: dw = (beta ? dw : 0) + sum_n dY_n · cols(x_n)ᵀ. A sample's
+// dY_n [O, P] (and a pointwise x_n) is read in place.
+template <class T>
+void weight_grad_samples(const ConvGeom& g, const T* dy, const T* x, int64_t n0, int64_t count, bool beta, T* dw) {
+  const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
+  T* col = g.pointwise() ? nullptr : conv_workspace<T>(0, K * P);
+  for (int64_t n = n0; n < n0 + count; ++n) {
+    const T* cols = x + n * chw;
+    if (!g.pointwise()) {
+      im2col(g, cols, col);
+      cols = col;
+    }
+    gemm(false, true, g.O, K, P, T(1), dy + n * g.O * P, P, cols, P, beta || n > n0 ? T(1) : T(0), dw, K);
+  }
+}
+
+// How many partial dW a PerSample backward-weight sums into: up to 8 (never more than N), as
+// many as keep the extra partials within kChunkBytes. From the shape alone, so the sum's
+// order, and the bits, do not depend on the thread count.
+int64_t weight_lanes(const ConvGeom& g, int64_t elem_bytes) {
+  const int64_t partial = std::max<int64_t>(g.O * g.col_rows() * elem_bytes, 1);
+  return std::clamp<int64_t>(1 + kChunkBytes / partial, 1, std::clamp<int64_t>(g.N, 1, 8));
+}
+
+}  // namespace
+
 template <class T>
 void conv2d_backward_weight_planned(const ConvGeom& g, const ConvPlan& plan, const T* dy, const T* x, T* dw, T* db) {
-  const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
+  const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W, OK = g.O * K;
+  if (db) bias_grad(g, dy, db);
+  if (g.N == 0) return std::fill(dw, dw + OK, T(0));
+  if (plan.lowering == ConvLowering::PerSample) {
+    // Lane l sums samples [N*l/L, N*(l+1)/L) in order: lane 0 into dw, the others into their
+    // own partial; then dw += partial 1 + ... + partial L-1, in lane order. One parallel
+    // region, each lane's GEMMs single-threaded (the lanes are the parallelism).
+    const int64_t lanes = weight_lanes(g, sizeof(T));
+    if (lanes == 1 || !worth_parallel(g)) return weight_grad_samples(g, dy, x, 0, g.N, false, dw);
+    T* partial = conv_workspace<T>(1, (lanes - 1) * OK);
+#pragma omp parallel for schedule(static)
+    for (int64_t l = 0; l < lanes; ++l) {
+      const int64_t lo = g.N * l / lanes, hi = g.N * (l + 1) / lanes;
+      weight_grad_samples(g, dy, x, lo, hi - lo, false, l == 0 ? dw : partial + (l - 1) * OK);
+    }
+#pragma omp parallel for schedule(static) if (OK * lanes > (1 << 16))
+    for (int64_t i = 0; i < OK; ++i) {
+      T s = dw[i];
+      for (int64_t l = 1; l < lanes; ++l) s += partial[(l - 1) * OK + i];
+      dw[i] = s;
+    }
+    return;
+  }
   const int64_t most = std::max<int64_t>(plan.chunk, 1);
-  if (g.N == 0) std::fill(dw, dw + g.O * K, T(0));
   T* col = conv_workspace<T>(0, K * most * P);
   T* dyc = conv_workspace<T>(1, g.O * most * P);
   for (int64_t n0 = 0; n0 < g.N; n0 += most) {
     const int64_t nb = std::min(most, g.N - n0), ld = nb * P;
-    // A chunk of one sample is already laid out as [rows, P]: dY and a pointwise x are read
-    // in place.
-    const T* dy_cols = dy + n0 * g.O * P;
-    const T* x_cols = x + n0 * chw;
-    if (nb > 1) {
-      gather_chunk(dy_cols, nb, g.O, P, dyc);
-      dy_cols = dyc;
-    }
-    if (nb > 1 || !g.pointwise()) {
-      lower_chunk(g, x + n0 * chw, nb, col);
-      x_cols = col;
-    }
-    gemm(false, true, g.O, K, ld, T(1), dy_cols, ld, x_cols, ld, n0 == 0 ? T(0) : T(1), dw, K);
+    gather_chunk(dy + n0 * g.O * P, nb, g.O, P, dyc);
+    lower_chunk(g, x + n0 * chw, nb, col);
+    gemm(false, true, g.O, K, ld, T(1), dyc, ld, col, ld, n0 == 0 ? T(0) : T(1), dw, K);
   }
-  if (db) bias_grad(g, dy, db);
 }
 
 template <class T>

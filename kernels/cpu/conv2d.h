@@ -47,7 +47,8 @@ ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes);
 // bound stated in conv2d.cpp (at least one, at most N).
 int64_t conv_chunk(const ConvGeom& g, int64_t elem_bytes);
 // The same ops under a given plan (tests and bench/bench_conv force each lowering).
-// backward_weight is always chunked (a PerSample plan there means chunks of one sample).
+// backward_weight under a PerSample plan sums the samples in a number of lanes fixed by the
+// shape (one partial dW each, added in lane order), the lanes spread over the threads.
 template <class T>
 void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y);
 template <class T>

@@ -33,9 +33,6 @@ Range valid_range(int64_t offset, int64_t pad, int64_t stride, int64_t size, int
   return {std::min(lo, hi), hi};
 }
 
-// Below this many elements a parallel region costs more than the copy.
-constexpr int64_t kParallelCopy = 1 << 15;
-
 }  // namespace
 
 template <class T>
@@ -96,7 +93,7 @@ void col2im_channels(const ConvGeom& g, const T* col, int64_t c0, int64_t c1, T*
 template <class T>
 void gather_chunk(const T* src, int64_t nb, int64_t R, int64_t P, T* dst) {
   const int64_t ld = nb * P;
-#pragma omp parallel for schedule(static) if (R * ld > kParallelCopy && !omp_in_parallel())
+#pragma omp parallel for schedule(static) if (R * ld > kParallelCopyElems && !omp_in_parallel())
   for (int64_t r = 0; r < R; ++r)
     for (int64_t s = 0; s < nb; ++s) std::memcpy(dst + r * ld + s * P, src + (s * R + r) * P, P * sizeof(T));
 }
@@ -104,7 +101,7 @@ void gather_chunk(const T* src, int64_t nb, int64_t R, int64_t P, T* dst) {
 template <class T>
 void scatter_chunk(const T* src, int64_t nb, int64_t R, int64_t P, const T* bias, T* dst) {
   const int64_t ld = nb * P;
-#pragma omp parallel for schedule(static) if (R * ld > kParallelCopy && !omp_in_parallel())
+#pragma omp parallel for schedule(static) if (R * ld > kParallelCopyElems && !omp_in_parallel())
   for (int64_t r = 0; r < R; ++r)
     for (int64_t s = 0; s < nb; ++s) {
       const T* __restrict in = src + r * ld + s * P;

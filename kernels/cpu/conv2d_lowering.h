@@ -12,6 +12,11 @@
 
 namespace minidl::cpu {
 
+// Copies of fewer elements than this run on one thread: a parallel region's start and end
+// barrier cost more than the copy (~1 MB of floats takes ~50 us on one core), and on a
+// shared machine each barrier can wait a whole time slice for a descheduled thread.
+constexpr int64_t kParallelCopyElems = int64_t(1) << 18;
+
 // Rows (c*KH+p)*KW+q for c in [c0, c1) of one sample's im2col, written at col (row stride
 // ld): col[((c*KH+p)*KW+q)*ld + i*OW+j] = x[c, i*SH-PH+p, j*SW-PW+q] or 0. x is one sample.
 template <class T>
