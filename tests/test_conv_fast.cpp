@@ -195,20 +195,30 @@ TEST_CASE("fast conv2d matches the reference on the ResNet special cases") {
   }
 }
 
-TEST_CASE("plan_conv picks each lowering by shape, and fast conv2d is bit-identical for 1 and 2 threads") {
-  // Big enough that the parallel regions open and the GEMMs thread inside; between them
-  // they take each lowering in each pass.
+TEST_CASE("plan_conv picks the lowering from OH*OW and the chunk's size") {
+  auto lowering = [](const ConvGeom& g, ConvPass pass) { return cpu::plan_conv(g, pass, 4).lowering; };
+  const ConvGeom p4 = cpu::make_conv_geom(32, 512, 2, 2, 512, 3, 3, 1, 1, 1, 1);      // rn50 l4 3x3
+  const ConvGeom p16 = cpu::make_conv_geom(32, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1);     // rn50 l3 3x3
+  const ConvGeom p64 = cpu::make_conv_geom(32, 128, 8, 8, 128, 3, 3, 1, 1, 1, 1);     // rn50 l2 3x3
+  const ConvGeom small = cpu::make_conv_geom(32, 256, 4, 4, 512, 1, 1, 2, 2, 0, 0);   // rn18 l4 ds
+  for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardInput, ConvPass::BackwardWeight}) {
+    CAPTURE(int(pass));
+    CHECK(lowering(p4, pass) == ConvLowering::Batched);
+    CHECK(lowering(p16, pass) == (pass == ConvPass::Forward ? ConvLowering::PerSample : ConvLowering::Batched));
+    CHECK(lowering(p64, pass) == ConvLowering::PerSample);
+    CHECK(lowering(small, pass) == ConvLowering::PerSample);
+  }
+}
+
+TEST_CASE("fast conv2d is bit-identical for 1 and 2 threads under every lowering") {
+  // Big enough that the parallel regions open and the GEMMs thread inside.
   const ConvGeom tiny_p = cpu::make_conv_geom(33, 13, 3, 2, 17, 3, 3, 1, 1, 1, 1);     // P = 6
   const ConvGeom small_p = cpu::make_conv_geom(33, 13, 5, 4, 17, 3, 3, 1, 1, 1, 1);    // P = 20
   const ConvGeom large_p = cpu::make_conv_geom(5, 6, 19, 17, 9, 3, 3, 1, 1, 1, 1);     // P = 323
   const ConvGeom pointwise = cpu::make_conv_geom(33, 37, 5, 3, 29, 1, 1, 1, 1, 0, 0);  // P = 15
-  auto lowering = [](const ConvGeom& g, ConvPass pass) { return cpu::plan_conv(g, pass, 4).lowering; };
-  for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardInput, ConvPass::BackwardWeight}) {
-    CHECK(lowering(tiny_p, pass) == ConvLowering::Batched);
-    CHECK(lowering(small_p, pass) == (pass == ConvPass::Forward ? ConvLowering::PerSample : ConvLowering::Batched));
-    CHECK(lowering(large_p, pass) == ConvLowering::PerSample);
-  }
-  for (const ConvGeom& g : {tiny_p, small_p, large_p, pointwise}) {
+  const ConvGeom batched = cpu::make_conv_geom(33, 128, 2, 3, 192, 3, 3, 1, 1, 1, 1);  // plan_conv: Batched
+  REQUIRE(cpu::plan_conv(batched, ConvPass::Forward, 4).lowering == ConvLowering::Batched);
+  for (const ConvGeom& g : {tiny_p, small_p, large_p, pointwise, batched}) {
     CAPTURE(describe(g));
     const ConvData<float> d(g, 500);
     for (const ConvPlan& plan : plans_for(g)) {

@@ -118,14 +118,19 @@ int64_t conv_chunk(const ConvGeom& g, int64_t elem_bytes) {
 }
 
 ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes) {
-  // Batched up to a pixel count per pass, measured on ResNet50/18 at 64x64, batch 32 (P =
-  // 1024, 256, 64, 16, 4; bench/bench_conv --lowerings, docs/performance.md "Convolution").
-  // The forward's one-sample GEMMs stay fast down to P = 16 (the GEMM reads the weights in
-  // place and swaps skinny products), so only P = 4 gains from batching there; backward data
-  // and weight gain from P = 16 down, and are even at P = 64.
+  // Measured on every conv of ResNet50/18 at 64x64, batch 32 (P = 1024, 256, 64, 16, 4;
+  // bench/bench_conv --lowerings, docs/performance.md "Convolution"):
+  //  - by pixels: the forward's one-sample GEMMs stay fast down to P = 16 (the GEMM reads the
+  //    weights in place and swaps skinny products), so only P = 4 gains from batching there;
+  //    backward data and weight gain from P = 16 down, and are even at P = 64;
+  //  - by size: a chunk GEMM of fewer than 2^25 multiply-adds is too small to thread well
+  //    inside (ResNet18's 1x1/2 downsamples at P = 16 and 4: 0.5-0.7x batched), while
+  //    samples over threads split it evenly.
   const int64_t batched_up_to = pass == ConvPass::Forward ? 8 : 32;
-  if (g.col_cols() > batched_up_to) return {ConvLowering::PerSample, 1};
-  return {ConvLowering::Batched, conv_chunk(g, elem_bytes)};
+  const int64_t chunk = conv_chunk(g, elem_bytes);
+  const int64_t chunk_macs = g.O * g.col_rows() * chunk * g.col_cols();
+  if (g.col_cols() > batched_up_to || chunk_macs < (int64_t(1) << 25)) return {ConvLowering::PerSample, 1};
+  return {ConvLowering::Batched, chunk};
 }
 
 template <class T>
