@@ -50,14 +50,20 @@ constexpr int64_t kChunkBytes = int64_t(4) << 20;
 // Below this many multiply-adds a parallel region costs more than it saves.
 bool worth_parallel(const ConvGeom& g) { return g.N * g.O * g.col_rows() * g.col_cols() > (1 << 18); }
 
+// Channels per task when a chunk's im2col / col2im is spread over threads: enough to
+// amortise a call's set-up, few enough to split a chunk of few samples evenly.
+constexpr int64_t kChannelBlock = 16;
+
 // Samples [n0, n0 + nb) of x -> the chunk's column matrix [K, nb*P].
 template <class T>
 void lower_chunk(const ConvGeom& g, const T* x, int64_t nb, T* col) {
   const int64_t P = g.col_cols(), ld = nb * P, chw = g.C * g.H * g.W;
   if (g.pointwise()) return gather_chunk(x, nb, g.C, P, col);
+  const int64_t blocks = (g.C + kChannelBlock - 1) / kChannelBlock;
 #pragma omp parallel for collapse(2) schedule(static) if (g.col_rows() * ld > kParallelCopyElems && !omp_in_parallel())
   for (int64_t s = 0; s < nb; ++s)
-    for (int64_t c = 0; c < g.C; ++c) im2col_channels(g, x + s * chw, c, c + 1, col + s * P, ld);
+    for (int64_t b = 0; b < blocks; ++b)
+      im2col_channels(g, x + s * chw, b * kChannelBlock, std::min(g.C, (b + 1) * kChannelBlock), col + s * P, ld);
 }
 
 // The chunk's columns [K, nb*P] -> dx of samples [n0, n0 + nb) (overwritten).
@@ -65,12 +71,14 @@ template <class T>
 void raise_chunk(const ConvGeom& g, const T* col, int64_t nb, T* dx) {
   const int64_t P = g.col_cols(), ld = nb * P, hw = g.H * g.W;
   if (g.pointwise()) return scatter_chunk(col, nb, g.C, P, static_cast<const T*>(nullptr), dx);
+  const int64_t blocks = (g.C + kChannelBlock - 1) / kChannelBlock;
 #pragma omp parallel for collapse(2) schedule(static) if (g.col_rows() * ld > kParallelCopyElems && !omp_in_parallel())
   for (int64_t s = 0; s < nb; ++s)
-    for (int64_t c = 0; c < g.C; ++c) {
-      T* plane = dx + (s * g.C + c) * hw;
-      std::fill(plane, plane + hw, T(0));
-      col2im_channels(g, col + s * P, c, c + 1, dx + s * g.C * hw, ld);
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t c0 = b * kChannelBlock, c1 = std::min(g.C, c0 + kChannelBlock);
+      T* dxs = dx + s * g.C * hw;
+      std::fill(dxs + c0 * hw, dxs + c1 * hw, T(0));
+      col2im_channels(g, col + s * P, c0, c1, dxs, ld);
     }
 }
 
@@ -217,11 +225,14 @@ void weight_grad_samples(const ConvGeom& g, const T* dy, const T* x, int64_t n0,
 }
 
 // How many partial dW a PerSample backward-weight sums into: up to 8 (never more than N), as
-// many as keep the extra partials within kChunkBytes. From the shape alone, so the sum's
+// many as keep the extra partials within kChunkBytes and each lane's sum long enough. From the shape alone, so the sum's
 // order, and the bits, do not depend on the thread count.
 int64_t weight_lanes(const ConvGeom& g, int64_t elem_bytes) {
   const int64_t partial = std::max<int64_t>(g.O * g.col_rows() * elem_bytes, 1);
-  return std::clamp<int64_t>(1 + kChunkBytes / partial, 1, std::clamp<int64_t>(g.N, 1, 8));
+  // Each lane should sum >= 64 products per dW element, or adding the partials (L - 1 adds
+  // per element) becomes a noticeable part of the work (ResNet18's 1x1/2 at P = 4).
+  const int64_t most = std::clamp<int64_t>(std::min<int64_t>(g.N, g.N * g.col_cols() / 64), 1, 8);
+  return std::clamp<int64_t>(1 + kChunkBytes / partial, 1, most);
 }
 
 }  // namespace

@@ -33,17 +33,27 @@ Range valid_range(int64_t offset, int64_t pad, int64_t stride, int64_t size, int
   return {std::min(lo, hi), hi};
 }
 
+// valid_range for every kernel row p (entries 0..KH-1) and column q (entries KH..KH+KW-1),
+// computed once per call rather than once per channel (each costs two divisions).
+std::vector<Range> patch_ranges(const ConvGeom& g) {
+  std::vector<Range> r(g.KH + g.KW);
+  for (int64_t p = 0; p < g.KH; ++p) r[p] = valid_range(p, g.PH, g.SH, g.H, g.OH);
+  for (int64_t q = 0; q < g.KW; ++q) r[g.KH + q] = valid_range(q, g.PW, g.SW, g.W, g.OW);
+  return r;
+}
+
 }  // namespace
 
 template <class T>
 void im2col_channels(const ConvGeom& g, const T* x, int64_t c0, int64_t c1, T* col, int64_t ld) {
   const int64_t OH = g.OH, OW = g.OW, SW = g.SW;
+  const std::vector<Range> range = patch_ranges(g);
   for (int64_t c = c0; c < c1; ++c) {
     const T* xc = x + c * g.H * g.W;
     for (int64_t p = 0; p < g.KH; ++p) {
-      const Range ri = valid_range(p, g.PH, g.SH, g.H, OH);
+      const Range ri = range[p];
       for (int64_t q = 0; q < g.KW; ++q) {
-        const Range rj = valid_range(q, g.PW, SW, g.W, OW);
+        const Range rj = range[g.KH + q];
         T* row = col + ((c * g.KH + p) * g.KW + q) * ld;
         std::fill(row, row + ri.lo * OW, T(0));
         // Input column of output column j is j*SW + shift.
@@ -68,12 +78,13 @@ void im2col_channels(const ConvGeom& g, const T* x, int64_t c0, int64_t c1, T* c
 template <class T>
 void col2im_channels(const ConvGeom& g, const T* col, int64_t c0, int64_t c1, T* x, int64_t ld) {
   const int64_t OW = g.OW, SW = g.SW;
+  const std::vector<Range> range = patch_ranges(g);
   for (int64_t c = c0; c < c1; ++c) {
     T* xc = x + c * g.H * g.W;
     for (int64_t p = 0; p < g.KH; ++p) {
-      const Range ri = valid_range(p, g.PH, g.SH, g.H, g.OH);
+      const Range ri = range[p];
       for (int64_t q = 0; q < g.KW; ++q) {
-        const Range rj = valid_range(q, g.PW, SW, g.W, OW);
+        const Range rj = range[g.KH + q];
         const T* row = col + ((c * g.KH + p) * g.KW + q) * ld;
         const int64_t shift = q - g.PW;
         for (int64_t i = ri.lo; i < ri.hi; ++i) {
