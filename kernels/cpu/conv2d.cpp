@@ -50,6 +50,15 @@ constexpr int64_t kChunkBytes = int64_t(4) << 20;
 // Below this many multiply-adds a parallel region costs more than it saves.
 bool worth_parallel(const ConvGeom& g) { return g.N * g.O * g.col_rows() * g.col_cols() > (1 << 18); }
 
+// Samples per chunk of a Batched plan (a forced plan may say 0).
+int64_t chunk_of(const ConvPlan& plan) { return std::max<int64_t>(plan.chunk, 1); }
+
+// Calls fn(n0, nb) for the chunks of a Batched plan (samples [n0, n0 + nb)), in sample order.
+template <class F>
+void for_each_chunk(const ConvGeom& g, const ConvPlan& plan, F&& fn) {
+  for (int64_t n0 = 0; n0 < g.N; n0 += chunk_of(plan)) fn(n0, std::min(chunk_of(plan), g.N - n0));
+}
+
 // Channels per task when a chunk's im2col / col2im is spread over threads: enough to
 // amortise a call's set-up, few enough to split a chunk of few samples evenly.
 constexpr int64_t kChannelBlock = 16;
@@ -161,15 +170,13 @@ void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x,
     }
     return;
   }
-  const int64_t most = std::max<int64_t>(plan.chunk, 1);
-  T* col = conv_workspace<T>(0, K * most * P);
-  T* out = conv_workspace<T>(1, g.O * most * P);
-  for (int64_t n0 = 0; n0 < g.N; n0 += most) {
-    const int64_t nb = std::min(most, g.N - n0), ld = nb * P;
+  T* col = conv_workspace<T>(0, K * chunk_of(plan) * P);
+  T* out = conv_workspace<T>(1, g.O * chunk_of(plan) * P);
+  for_each_chunk(g, plan, [&](int64_t n0, int64_t nb) {
     lower_chunk(g, x + n0 * chw, nb, col);
-    gemm(false, false, g.O, ld, K, T(1), w, K, col, ld, T(0), out, ld);
+    gemm(false, false, g.O, nb * P, K, T(1), w, K, col, nb * P, T(0), out, nb * P);
     scatter_chunk(out, nb, g.O, P, bias, y + n0 * g.O * P);
-  }
+  });
 }
 
 template <class T>
@@ -194,15 +201,13 @@ void conv2d_backward_input_planned(const ConvGeom& g, const ConvPlan& plan, cons
     }
     return;
   }
-  const int64_t most = std::max<int64_t>(plan.chunk, 1);
-  T* col = conv_workspace<T>(0, K * most * P);
-  T* dyc = conv_workspace<T>(1, g.O * most * P);
-  for (int64_t n0 = 0; n0 < g.N; n0 += most) {
-    const int64_t nb = std::min(most, g.N - n0), ld = nb * P;
+  T* col = conv_workspace<T>(0, K * chunk_of(plan) * P);
+  T* dyc = conv_workspace<T>(1, g.O * chunk_of(plan) * P);
+  for_each_chunk(g, plan, [&](int64_t n0, int64_t nb) {
     gather_chunk(dy + n0 * g.O * P, nb, g.O, P, dyc);
-    gemm(true, false, K, ld, g.O, T(1), w, K, dyc, ld, T(0), col, ld);
+    gemm(true, false, K, nb * P, g.O, T(1), w, K, dyc, nb * P, T(0), col, nb * P);
     raise_chunk(g, col, nb, dx + n0 * chw);
-  }
+  });
 }
 
 namespace {
@@ -262,15 +267,13 @@ void conv2d_backward_weight_planned(const ConvGeom& g, const ConvPlan& plan, con
     }
     return;
   }
-  const int64_t most = std::max<int64_t>(plan.chunk, 1);
-  T* col = conv_workspace<T>(0, K * most * P);
-  T* dyc = conv_workspace<T>(1, g.O * most * P);
-  for (int64_t n0 = 0; n0 < g.N; n0 += most) {
-    const int64_t nb = std::min(most, g.N - n0), ld = nb * P;
+  T* col = conv_workspace<T>(0, K * chunk_of(plan) * P);
+  T* dyc = conv_workspace<T>(1, g.O * chunk_of(plan) * P);
+  for_each_chunk(g, plan, [&](int64_t n0, int64_t nb) {
     gather_chunk(dy + n0 * g.O * P, nb, g.O, P, dyc);
     lower_chunk(g, x + n0 * chw, nb, col);
-    gemm(false, true, g.O, K, ld, T(1), dyc, ld, col, ld, n0 == 0 ? T(0) : T(1), dw, K);
-  }
+    gemm(false, true, g.O, K, nb * P, T(1), dyc, nb * P, col, nb * P, n0 == 0 ? T(0) : T(1), dw, K);
+  });
 }
 
 template <class T>

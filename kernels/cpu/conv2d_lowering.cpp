@@ -148,9 +148,10 @@ void col2im(const ConvGeom& g, const T* col, T* x) {
 
 // ---- the definitions, a bounds test per element ----
 
-template <class T>
-void im2col_reference(const ConvGeom& g, const T* x, T* col) {
-  const int64_t cols = g.col_cols();
+// Calls f(col index, x index) for every element of one sample's im2col, the x index -1
+// where the patch element lies in the padding.
+template <class F>
+void for_each_patch_element(const ConvGeom& g, F&& f) {
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t p = 0; p < g.KH; ++p)
       for (int64_t q = 0; q < g.KW; ++q)
@@ -158,22 +159,20 @@ void im2col_reference(const ConvGeom& g, const T* x, T* col) {
           for (int64_t j = 0; j < g.OW; ++j) {
             const int64_t h = i * g.SH - g.PH + p, w = j * g.SW - g.PW + q;
             const bool inside = h >= 0 && h < g.H && w >= 0 && w < g.W;
-            col[((c * g.KH + p) * g.KW + q) * cols + i * g.OW + j] = inside ? x[(c * g.H + h) * g.W + w] : T(0);
+            f(((c * g.KH + p) * g.KW + q) * g.col_cols() + i * g.OW + j, inside ? (c * g.H + h) * g.W + w : -1);
           }
 }
 
 template <class T>
+void im2col_reference(const ConvGeom& g, const T* x, T* col) {
+  for_each_patch_element(g, [&](int64_t ci, int64_t xi) { col[ci] = xi >= 0 ? x[xi] : T(0); });
+}
+
+template <class T>
 void col2im_reference(const ConvGeom& g, const T* col, T* x) {
-  const int64_t cols = g.col_cols();
-  for (int64_t c = 0; c < g.C; ++c)
-    for (int64_t p = 0; p < g.KH; ++p)
-      for (int64_t q = 0; q < g.KW; ++q)
-        for (int64_t i = 0; i < g.OH; ++i)
-          for (int64_t j = 0; j < g.OW; ++j) {
-            const int64_t h = i * g.SH - g.PH + p, w = j * g.SW - g.PW + q;
-            if (h >= 0 && h < g.H && w >= 0 && w < g.W)
-              x[(c * g.H + h) * g.W + w] += col[((c * g.KH + p) * g.KW + q) * cols + i * g.OW + j];
-          }
+  for_each_patch_element(g, [&](int64_t ci, int64_t xi) {
+    if (xi >= 0) x[xi] += col[ci];
+  });
 }
 
 #define MINIDL_INSTANTIATE(T)                                                                  \
