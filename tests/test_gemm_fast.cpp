@@ -165,7 +165,7 @@ struct GemmShape {
 
 // Edges of everything: 1s, primes, tile sizes +-1 (AVX2: 6 rows, 8 and 16 columns;
 // AVX-512: 8 rows, 16 and 32 columns), the dot kernel's limit (8), the limits for swapping
-// (N < 16 or 32, or <= 18 or 24 with A^T) and for reading B in place (<= 18 or 24 rows), K
+// (N < 8 or 16, or <= 18 or 24 with A^T) and for reading B in place (<= 18 or 24 rows), K
 // around the block size (256; 257 splits into 2 x 129) and the 8- or 16-wide vector along
 // K in the dot kernel.
 const GemmShape kShapes[] = {
