@@ -10,8 +10,9 @@
 // per element, samples over threads, dW through per-thread partial buffers), copied below;
 // "new" is cpu::conv2d_* (plan_conv's choice). With --lowerings also both lowerings forced
 // (PerSample; Batched with plan_conv's chunk), to check plan_conv's choice per shape.
-// A time is the median of a repetition's calls; a ratio is old time / new time of one
-// repetition; the table shows the medians over repetitions.
+// Within a repetition the two contenders' calls alternate one by one; a repetition's ratio
+// is the median of its per-pair ratios (old / new), its times the median calls; the table
+// shows the medians over repetitions.
 #include <omp.h>
 
 #include <algorithm>
@@ -199,28 +200,37 @@ std::vector<float> random_vec(size_t n, uint64_t seed) {
   return v;
 }
 
-double median(std::vector<double> v);
-
-// Seconds per call: the median of back-to-back calls over at least ~target seconds (at least
-// three calls). The median, not the mean: on a shared 2-core machine a call whose thread was
-// descheduled at a barrier costs a whole time slice, which says nothing about the kernel.
-double time_calls(const std::function<void()>& fn, double target) {
-  std::vector<double> t;
-  double total = 0;
-  while (t.size() < 3 || total < target) {
-    const auto t0 = Clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    total += t.back();
-  }
-  return median(t);
-}
-
 double median(std::vector<double> v) {
   if (v.empty()) return NAN;
   std::sort(v.begin(), v.end());
   const size_t m = v.size() / 2;
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+double seconds(const std::function<void()>& fn) {
+  const auto t0 = Clock::now();
+  fn();
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// One repetition of contender a against b: calls alternate a, b, a, b, ... for at least
+// ~target seconds (at least three pairs). Returns a's and b's median call time and the
+// median of the per-pair ratios a/b. Pairs and medians, because on a shared 2-core machine
+// the load changes from one moment to the next, and a call whose thread was descheduled at
+// a barrier costs a whole time slice, which says nothing about the kernel.
+struct Paired {
+  double a, b, ratio;
+};
+Paired time_pair(const std::function<void()>& fa, const std::function<void()>& fb, double target) {
+  std::vector<double> ta, tb, r;
+  double total = 0;
+  while (r.size() < 3 || total < target) {
+    ta.push_back(seconds(fa));
+    tb.push_back(seconds(fb));
+    r.push_back(ta.back() / tb.back());
+    total += ta.back() + tb.back();
+  }
+  return {median(ta), median(tb), median(r)};
 }
 
 const char* lowering_name(const cpu::ConvPlan& p) {
@@ -299,13 +309,14 @@ int main(int argc, char** argv) {
       run_old();  // warm-up: workspaces, caches, thread pool
       run_new(plan);
       for (int r = 0; r < reps; ++r) {
-        const double to = time_calls(run_old, target), tn = time_calls([&] { run_new(plan); }, target);
-        t_old.push_back(to);
-        t_new.push_back(tn);
-        r_old.push_back(to / tn);
+        auto run_plan = [&] { run_new(plan); };
+        const Paired on = time_pair(run_old, run_plan, target);
+        t_old.push_back(on.a);
+        t_new.push_back(on.b);
+        r_old.push_back(on.ratio);
         if (lowerings) {
-          r_ps.push_back(time_calls([&] { run_new(forced[0]); }, target) / tn);
-          r_b.push_back(time_calls([&] { run_new(forced[1]); }, target) / tn);
+          r_ps.push_back(time_pair([&] { run_new(forced[0]); }, run_plan, target).ratio);
+          r_b.push_back(time_pair([&] { run_new(forced[1]); }, run_plan, target).ratio);
         }
       }
       const char* pass_name = pass == cpu::ConvPass::Forward ? "fwd" : pass == cpu::ConvPass::BackwardInput ? "dx" : "dw";

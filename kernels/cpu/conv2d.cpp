@@ -253,17 +253,22 @@ void conv2d_backward_weight_planned(const ConvGeom& g, const ConvPlan& plan, con
     // region, each lane's GEMMs single-threaded (the lanes are the parallelism).
     const int64_t lanes = weight_lanes(g, sizeof(T));
     if (lanes == 1 || !worth_parallel(g)) return weight_grad_samples(g, dy, x, 0, g.N, false, dw);
+    // One region (a fork and a join, one barrier between the two loops): on a shared
+    // machine every synchronisation can cost a time slice.
     T* partial = conv_workspace<T>(1, (lanes - 1) * OK);
-#pragma omp parallel for schedule(static)
-    for (int64_t l = 0; l < lanes; ++l) {
-      const int64_t lo = g.N * l / lanes, hi = g.N * (l + 1) / lanes;
-      weight_grad_samples(g, dy, x, lo, hi - lo, false, l == 0 ? dw : partial + (l - 1) * OK);
-    }
-#pragma omp parallel for schedule(static) if (OK * lanes > (1 << 16))
-    for (int64_t i = 0; i < OK; ++i) {
-      T s = dw[i];
-      for (int64_t l = 1; l < lanes; ++l) s += partial[(l - 1) * OK + i];
-      dw[i] = s;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+      for (int64_t l = 0; l < lanes; ++l) {
+        const int64_t lo = g.N * l / lanes, hi = g.N * (l + 1) / lanes;
+        weight_grad_samples(g, dy, x, lo, hi - lo, false, l == 0 ? dw : partial + (l - 1) * OK);
+      }
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < OK; ++i) {
+        T s = dw[i];
+        for (int64_t l = 1; l < lanes; ++l) s += partial[(l - 1) * OK + i];
+        dw[i] = s;
+      }
     }
     return;
   }
