@@ -8,9 +8,9 @@
 // Two lowerings (ConvLowering, chosen by plan_conv from the shape alone):
 //  - PerSample: samples are spread over the threads, each running its own one-sample GEMM
 //    single-threaded. Good when P is large: each GEMM is then wide enough on its own, and the
-//    threads share nothing. Backward weight sums the samples in L lanes (L from the shape,
-//    up to 8): lane l adds samples [N*l/L, N*(l+1)/L) in order into its own partial dW, and
-//    the partials are added in lane order at the end (one vectorised pass over dW).
+//    threads share nothing. Backward weight sums the samples in L lanes (L from the shape, a
+//    power of two up to 8): lane l adds samples [N*l/L, N*(l+1)/L) in order into its own
+//    partial dW, and the partials are added in lane order at the end (one vectorised pass).
 //  - Batched: `chunk` samples are laid side by side in one column matrix [K, chunk*P] and go
 //    through one GEMM that is threaded inside; the result [O, chunk*P] is scattered back to
 //    NCHW. At 64x64 input the late ResNet layers have P = 16 or 4, where a one-sample GEMM
@@ -229,15 +229,18 @@ void weight_grad_samples(const ConvGeom& g, const T* dy, const T* x, int64_t n0,
   }
 }
 
-// How many partial dW a PerSample backward-weight sums into: up to 8 (never more than N), as
-// many as keep the extra partials within kChunkBytes and each lane's sum long enough. From the shape alone, so the sum's
-// order, and the bits, do not depend on the thread count.
+// How many partial dW a PerSample backward-weight sums into: a power of two up to 8 (so that
+// 1, 2, 4 or 8 threads get equal shares), never more than N, as many as keep the extra
+// partials within kChunkBytes and each lane's sum long enough. From the shape alone, so the
+// sum's order, and the bits, do not depend on the thread count.
 int64_t weight_lanes(const ConvGeom& g, int64_t elem_bytes) {
   const int64_t partial = std::max<int64_t>(g.O * g.col_rows() * elem_bytes, 1);
   // Each lane should sum >= 64 products per dW element, or adding the partials (L - 1 adds
   // per element) becomes a noticeable part of the work (ResNet18's 1x1/2 at P = 4).
-  const int64_t most = std::clamp<int64_t>(std::min<int64_t>(g.N, g.N * g.col_cols() / 64), 1, 8);
-  return std::clamp<int64_t>(1 + kChunkBytes / partial, 1, most);
+  const int64_t most = std::min({int64_t(8), g.N, g.N * g.col_cols() / 64, 1 + kChunkBytes / partial});
+  int64_t lanes = 1;
+  while (lanes * 2 <= most) lanes *= 2;
+  return lanes;
 }
 
 }  // namespace
