@@ -11,7 +11,7 @@
 // Why 8 x 32 (two zmm per row of the tile, 8 rows):
 //  - the 32-float width: one zmm per row (MR x 16) would need one broadcast per FMA and be
 //    load-bound; three (MR x 48) would waste lanes on the per-sample ResNet products
-//    (N = 64, or 16 once swapped) and leave at most 9 rows.
+//    (N = 64 or 16) and leave at most 9 rows.
 //  - latency: 16 independent FMA chains against 4 cycles x 2 FMA pipes = 8 in flight.
 //  - loads: per k, 2 vector loads + 8 broadcasts feed 16 FMAs (8 cycles of FMA against 5 of
 //    loads on two load ports), so the FMA pipes stay the bottleneck.
@@ -19,9 +19,10 @@
 //    rows would fit (28 + 3 = 31), and 12 (24 accumulators, BLIS's choice for Skylake-X)
 //    loads slightly less per FMA; measured on this machine (one thread, 9 ResNet50 and
 //    square shapes, alternated, medians of per-repetition ratios), 8 x 32 was as fast as or
-//    1-7 % faster than 12 x 32, and 14 x 32 3-14 % slower on the shapes with 16 rows
-//    (per-sample layer3, swapped: 8 + 8 rows, against 12 + 4 or 14 + 2). 8 also divides the
-//    row blocks (144) and the dot kernel's 24-row items.
+//    1-7 % faster than 12 x 32, and 14 x 32 3-14 % slower on the products with 16 rows
+//    (layer3's backward-data product, swapped: 8 + 8 rows, against 12 + 4 or 14 + 2; at
+//    the time the per-sample layer3 forward was swapped too). 8 also divides the row
+//    blocks (144) and the dot kernel's 24-row items.
 //  - mask registers make partial columns cheap: a masked load/store per vector, no
 //    scalar tail.
 //
