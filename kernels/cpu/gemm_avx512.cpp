@@ -84,14 +84,5 @@ struct Isa {
 }  // namespace
 }  // namespace minidl::cpu
 
+#define MINIDL_SGEMM_ENTRY sgemm_avx512_config
 #include "kernels/cpu/gemm_driver.inc"
-
-namespace minidl::cpu {
-
-void sgemm_avx512_config(const SgemmConfig& cfg, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-                         float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                         int64_t ldc) {
-  sgemm_run(cfg, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-}  // namespace minidl::cpu
