@@ -134,7 +134,7 @@ TrainOutcome train_model(TrainConfig c, std::ostream& log, const std::atomic<boo
   const int64_t steps = data.steps_per_epoch;
   log << c.arch << ": " << c.epochs << " epochs of " << steps << " batches of " << c.batch_size << " at "
       << c.img_size << "x" << c.img_size << ", " << c.optimizer << " lr " << c.lr << " (" << c.schedule
-      << "), " << c.threads << " threads\n";
+      << "), " << c.threads << (c.threads == 1 ? " thread\n" : " threads\n");
 
   TrainOutcome outcome;
   // A stop on a non-finite value leaves OUT/last.safetensors as it was: the last good state.
