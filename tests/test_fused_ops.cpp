@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -282,38 +283,70 @@ TEST_CASE("BatchNorm2d::forward_relu / forward_add_relu update the module like f
 
 namespace {
 
+// The fast path against the reference on input x: identical argmax, bit-identical values
+// (signed zeros and NaN payloads included), on 1 and 2 threads.
 template <class T>
-void check_maxpool_fast(int64_t N, int64_t C, int64_t H, int64_t W, uint64_t seed) {
+void check_maxpool_fast_on(int64_t N, int64_t C, int64_t H, int64_t W, const std::vector<T>& x) {
   CAPTURE(N);
   CAPTURE(C);
   CAPTURE(H);
   CAPTURE(W);
   const cpu::PoolGeom g = cpu::make_pool_geom(N, C, H, W, 3, 3, 2, 2, 1, 1);
   const int64_t n_out = N * C * g.OH * g.OW;
+  std::vector<T> y_ref(n_out);
+  std::vector<int32_t> a_ref(n_out);
+  cpu::maxpool2d_forward_reference(g, x.data(), y_ref.data(), a_ref.data());
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    ThreadCountGuard t(threads);
+    std::vector<T> y(n_out);
+    std::vector<int32_t> a(n_out);
+    cpu::maxpool2d_forward(g, x.data(), y.data(), a.data());
+    CHECK(a == a_ref);
+    CHECK(std::memcmp(y.data(), y_ref.data(), n_out * sizeof(T)) == 0);
+    for (int64_t i = 0; i < n_out; ++i) {
+      // The saved index points at the value written (NaN included).
+      const T at = x[(i / (g.OH * g.OW)) * H * W + a[i]];
+      CHECK(std::memcmp(&at, &y[i], sizeof(T)) == 0);
+    }
+  }
+}
+
+template <class T>
+void check_maxpool_fast(int64_t N, int64_t C, int64_t H, int64_t W, uint64_t seed) {
   std::vector<T> x = random_values<T>(N * C * H * W, seed);
   // Ties (a coarse grid of values) and NaNs exercise the first-wins rules.
   if (seed % 3 == 0)
     for (auto& v : x) v = std::round(v);
   if (seed % 4 == 0 && !x.empty()) x[x.size() / 2] = std::numeric_limits<T>::quiet_NaN();
-  std::vector<T> y_ref(n_out), y1(n_out), y2(n_out);
-  std::vector<int32_t> a_ref(n_out), a1(n_out), a2(n_out);
-  cpu::maxpool2d_forward_reference(g, x.data(), y_ref.data(), a_ref.data());
-  {
-    ThreadCountGuard t(1);
-    cpu::maxpool2d_forward(g, x.data(), y1.data(), a1.data());
+  check_maxpool_fast_on(N, C, H, W, x);
+}
+
+// Inputs that stress the first-wins rules: `kind` 0 is after a ReLU (about half exact zeros,
+// some of them -0.0), 1 has NaNs (two payloads) in interior and border windows, 2 has -inf
+// runs (whole windows of -inf) and +inf, 3 is all of these mixed.
+template <class T>
+std::vector<T> awkward_values(int64_t N, int64_t C, int64_t H, int64_t W, int kind, uint64_t seed) {
+  std::vector<T> x = random_values<T>(N * C * H * W, seed);
+  const T inf = std::numeric_limits<T>::infinity();
+  for (size_t k = 0; k < x.size(); ++k) {
+    const uint64_t r = (k * 2654435761u + seed * 97) % 101;
+    if (kind == 0 || kind == 3) x[k] = x[k] > 0 ? x[k] : (r % 2 ? T(0) : -T(0));
+    if ((kind == 1 || kind == 3) && r < 3) x[k] = std::numeric_limits<T>::quiet_NaN();
+    if ((kind == 1 || kind == 3) && r == 3) x[k] = -std::numeric_limits<T>::quiet_NaN();
+    if ((kind == 2 || kind == 3) && r >= 90) x[k] = -inf;
+    if ((kind == 2 || kind == 3) && r == 89) x[k] = inf;
   }
-  {
-    ThreadCountGuard t(2);
-    cpu::maxpool2d_forward(g, x.data(), y2.data(), a2.data());
+  if (kind == 2 || kind == 3)  // a 3x3 block of -inf at the top left of every plane
+    for (int64_t p = 0; p < N * C; ++p)
+      for (int64_t h = 0; h < std::min<int64_t>(H, 3); ++h)
+        for (int64_t w = 0; w < std::min<int64_t>(W, 3); ++w) x[(p * H + h) * W + w] = -inf;
+  if ((kind == 1 || kind == 3) && H * W > 0) {  // a NaN at a corner and at the centre of the last plane
+    const int64_t last = (N * C - 1) * H * W;
+    x[last + H * W - 1] = std::numeric_limits<T>::quiet_NaN();
+    x[last + (H / 2) * W + W / 2] = std::numeric_limits<T>::quiet_NaN();
   }
-  CHECK(a1 == a_ref);
-  CHECK(a2 == a_ref);
-  for (int64_t i = 0; i < n_out; ++i) {
-    // The saved index points at the value written (NaN included).
-    const T at = x[(i / (g.OH * g.OW)) * H * W + a1[i]];
-    CHECK(((y1[i] == y_ref[i] && y1[i] == at) || (y1[i] != y1[i] && y_ref[i] != y_ref[i] && at != at)));
-    CHECK(((y2[i] == y1[i]) || (y2[i] != y2[i] && y1[i] != y1[i])));
-  }
+  return x;
 }
 
 }  // namespace
@@ -326,6 +359,22 @@ TEST_CASE("max_pool2d 3x3/2 pad 1 fast path: same values and saved argmax as the
       check_maxpool_fast<double>(2, 1, H, W, ++seed);
     }
   check_maxpool_fast<float>(3, 17, 65, 63, 12);  // big enough for the parallel region
+  check_maxpool_fast<float>(2, 5, 9, 300, 24);    // rows longer than one interior chunk
+}
+
+TEST_CASE("max_pool2d 3x3/2 pad 1 fast path: ReLU zeros, signed zeros, NaN, +-inf") {
+  uint64_t seed = 100;
+  for (int kind = 0; kind < 4; ++kind) {
+    CAPTURE(kind);
+    for (int64_t NC : {1, 37})
+      for (int64_t H : {1, 2, 3, 7, 32, 33})
+        for (int64_t W : {1, 2, 3, 7, 32, 33}) {
+          check_maxpool_fast_on<float>(1, NC, H, W, awkward_values<float>(1, NC, H, W, kind, ++seed));
+          check_maxpool_fast_on<double>(NC, 1, H, W, awkward_values<double>(NC, 1, H, W, kind, ++seed));
+        }
+    // Large enough for the parallel region and for rows wider than one interior chunk.
+    check_maxpool_fast_on<float>(4, 37, 33, 200, awkward_values<float>(4, 37, 33, 200, kind, ++seed));
+  }
 }
 
 TEST_CASE("max_pool2d backward routes each gradient to the saved argmax") {

@@ -53,9 +53,53 @@ inline void take(T v, int32_t at, T& best, int32_t& best_at) {
   best_at = win ? at : best_at;
 }
 
+// Interior outputs j0 <= j < j1 of one 3x3/2 output row whose input rows r = x + h0*W ..
+// +2W are all inside the plane, in two vectorisable passes with no serial compare chain.
+// Pass 1, per column c: m[c] = the max of the three rows, and at[c] = the flat index of the
+// first row holding it. Pass 2, per output: best = max of m over columns 2j-1 .. 2j+1, and the
+// argmax is the smallest at[c] among those columns with m[c] == best. The smallest flat index
+// is the first in row-major window order, and the first element equal to the maximum is the
+// one the reference's strict '>' keeps; y is read back at it, so -0.0 against +0.0 is exact
+// too. NaN breaks '==' and max, so pass 1 also notes whether any NaN is present; if so it
+// returns false and the caller takes the reference rule for these outputs.
+template <class T>
+bool max3x3_interior(const T* plane, int64_t W, int64_t h0, int64_t j0, int64_t j1, T* y, int32_t* argmax) {
+  constexpr int64_t kChunk = 64;  // outputs per pass, so m and at stay in L1
+  T m[2 * kChunk + 1];
+  int32_t at[2 * kChunk + 1];
+  const T* r0 = plane + h0 * W;
+  const T* r1 = r0 + W;
+  const T* r2 = r1 + W;
+  const int32_t f0 = static_cast<int32_t>(h0 * W), w32 = static_cast<int32_t>(W);
+  for (int64_t ja = j0; ja < j1; ja += kChunk) {
+    const int64_t n = std::min(kChunk, j1 - ja), c0 = 2 * ja - 1;
+    int32_t nan = 0;
+    for (int64_t k = 0; k < 2 * n + 1; ++k) {
+      const T a = r0[c0 + k], b = r1[c0 + k], d = r2[c0 + k];
+      nan |= (a != a || b != b || d != d) ? 1 : 0;
+      const T ab = b > a ? b : a, mx = d > ab ? d : ab;
+      const int32_t c = static_cast<int32_t>(c0 + k);
+      at[k] = a == mx ? f0 + c : (b == mx ? f0 + w32 + c : f0 + 2 * w32 + c);
+      m[k] = mx;
+    }
+    if (nan) return false;
+    for (int64_t q = 0; q < n; ++q) {
+      const T p0 = m[2 * q], p1 = m[2 * q + 1], p2 = m[2 * q + 2];
+      const T p01 = p1 > p0 ? p1 : p0, best = p2 > p01 ? p2 : p01;
+      constexpr int32_t kNone = std::numeric_limits<int32_t>::max();
+      const int32_t t0 = at[2 * q], t1 = at[2 * q + 1], t2 = at[2 * q + 2];
+      const int32_t a0 = p0 == best ? t0 : kNone, a1 = p1 == best ? t1 : kNone, a2 = p2 == best ? t2 : kNone;
+      const int32_t a01 = a1 < a0 ? a1 : a0;
+      argmax[ja + q] = a2 < a01 ? a2 : a01;
+    }
+    for (int64_t q = 0; q < n; ++q) y[ja + q] = plane[argmax[ja + q]];
+  }
+  return true;
+}
+
 // 3x3, stride 2, pad 1 over one plane. A window is interior when rows 2i-1 .. 2i+1 and
-// columns 2j-1 .. 2j+1 all lie inside the plane; those take the unrolled path, the border
-// ones the reference's.
+// columns 2j-1 .. 2j+1 all lie inside the plane; those take max3x3_interior (or, in a row
+// with a NaN, the branch-free reference rule), the border ones the reference's.
 template <class T>
 void maxpool_3x3s2p1_plane(const PoolGeom& g, const T* plane, T* y, int32_t* argmax) {
   const int64_t W = g.W, j_last = (W - 2) / 2;  // interior columns: 1 <= j <= j_last
@@ -66,21 +110,22 @@ void maxpool_3x3s2p1_plane(const PoolGeom& g, const T* plane, T* y, int32_t* arg
     // Column 0 always touches the left padding; columns from j_end on the right border.
     const int64_t j_end = h0 >= 0 && h0 + 3 <= g.H ? std::max<int64_t>(1, std::min(j_last + 1, g.OW)) : 1;
     window_max(g, plane, i, 0, yr[0], ar[0]);
-    for (int64_t j = 1; j < j_end; ++j) {
-      const int32_t base = static_cast<int32_t>(h0 * W + 2 * j - 1);
-      T best = plane[base];
-      int32_t at = base;
-      take(plane[base + 1], base + 1, best, at);
-      take(plane[base + 2], base + 2, best, at);
-      for (int64_t r = 1; r < 3; ++r) {
-        const int32_t o = static_cast<int32_t>(base + r * W);
-        take(plane[o], o, best, at);
-        take(plane[o + 1], o + 1, best, at);
-        take(plane[o + 2], o + 2, best, at);
+    if (j_end > 1 && !max3x3_interior(plane, W, h0, 1, j_end, yr, ar))
+      for (int64_t j = 1; j < j_end; ++j) {
+        const int32_t base = static_cast<int32_t>(h0 * W + 2 * j - 1);
+        T best = plane[base];
+        int32_t at = base;
+        take(plane[base + 1], base + 1, best, at);
+        take(plane[base + 2], base + 2, best, at);
+        for (int64_t r = 1; r < 3; ++r) {
+          const int32_t o = static_cast<int32_t>(base + r * W);
+          take(plane[o], o, best, at);
+          take(plane[o + 1], o + 1, best, at);
+          take(plane[o + 2], o + 2, best, at);
+        }
+        yr[j] = best;
+        ar[j] = at;
       }
-      yr[j] = best;
-      ar[j] = at;
-    }
     for (int64_t j = j_end; j < g.OW; ++j) window_max(g, plane, i, j, yr[j], ar[j]);
   }
 }
