@@ -150,8 +150,14 @@ ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes) {
   return {ConvLowering::Batched, chunk};
 }
 
+// gemm() runs inside the parallel regions below, where an exception cannot escape (it would
+// end the program). Resolving which GEMM kernel runs here, before any region opens, turns a
+// bad MINIDL_GEMM into an ordinary minidl::Error the caller can report.
+inline void resolve_gemm_kernel() { (void)gemm_isa(); }
+
 template <class T>
 void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y) {
+  resolve_gemm_kernel();
   const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
   if (plan.lowering == ConvLowering::PerSample) {
 #pragma omp parallel if (g.N > 1 && worth_parallel(g))
@@ -181,6 +187,7 @@ void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x,
 
 template <class T>
 void conv2d_backward_input_planned(const ConvGeom& g, const ConvPlan& plan, const T* dy, const T* w, T* dx) {
+  resolve_gemm_kernel();
   const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
   if (plan.lowering == ConvLowering::PerSample) {
 #pragma omp parallel if (g.N > 1 && worth_parallel(g))
@@ -247,6 +254,7 @@ int64_t weight_lanes(const ConvGeom& g, int64_t elem_bytes) {
 
 template <class T>
 void conv2d_backward_weight_planned(const ConvGeom& g, const ConvPlan& plan, const T* dy, const T* x, T* dw, T* db) {
+  resolve_gemm_kernel();
   const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W, OK = g.O * K;
   if (db) bias_grad(g, dy, db);
   if (g.N == 0) return std::fill(dw, dw + OK, T(0));
