@@ -468,6 +468,15 @@ std::string fmt_err(double e) {
 
 int main(int argc, char** argv) {
   const Settings st = parse(argc, argv);
+  {
+    const std::vector<Spec> specs = make_specs(st);
+    if (std::none_of(specs.begin(), specs.end(),
+                     [&](const Spec& s) { return s.name.find(st.filter) != std::string::npos; })) {
+      std::fprintf(stderr, "bench_kernels: no case name contains --filter '%s' (e.g. gemm, conv fwd, bn bwd, maxpool)\n",
+                   st.filter.c_str());
+      return 2;
+    }
+  }
   bench::reexec_with_openblas_core(st.core, argv, "bench_kernels");
   set_num_threads(st.threads);
   omp_set_num_threads(st.threads);
