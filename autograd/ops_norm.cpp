@@ -22,6 +22,7 @@ Tensor batch_norm_impl(const char* op, const Tensor& x, const Tensor* identity, 
   MINIDL_CHECK(x.dim() == 4 || x.dim() == 2, op, ": input must be [N, C, H, W] or [N, C], got shape ",
                shape_str(x.shape()));
   MINIDL_CHECK(eps > 0, op, ": eps must be > 0, got ", eps);
+  MINIDL_CHECK(x.size(0) > 0 && x.size(1) > 0, op, ": input ", shape_str(x.shape()), " has no samples or no channels");
   const int64_t N = x.size(0), C = x.size(1), HW = x.numel() / (N * C);
   auto check_param = [&](const Tensor& t, const char* what) {
     MINIDL_CHECK(t.defined(), op, ": ", what, " is required");

@@ -47,6 +47,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <limits>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -175,7 +176,9 @@ void settle(double seconds) { std::this_thread::sleep_for(std::chrono::duration<
 double max_rel_diff(const std::vector<float>& got, const std::vector<float>& ref) {
   double d = 0, r = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
-    d = std::max(d, std::abs(double(got[i]) - double(ref[i])));
+    const double e = std::abs(double(got[i]) - double(ref[i]));
+    if (e != e) return std::numeric_limits<double>::infinity();  // a NaN on either side is an error, never hidden by max
+    d = std::max(d, e);
     r = std::max(r, std::abs(double(ref[i])));
   }
   return d / std::max(r, 1e-30);

@@ -53,6 +53,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -93,7 +94,9 @@ Shared random_buf(int64_t n, uint64_t seed, float lo = -1.f, float hi = 1.f) {
 double rel_err(const float* got, const float* ref, int64_t n) {
   double d = 0, r = 0;
   for (int64_t i = 0; i < n; ++i) {
-    d = std::max(d, std::abs(double(got[i]) - double(ref[i])));
+    const double e = std::abs(double(got[i]) - double(ref[i]));
+    if (e != e) return std::numeric_limits<double>::infinity();  // a NaN on either side is an error, never hidden by max
+    d = std::max(d, e);
     r = std::max(r, std::abs(double(ref[i])));
   }
   return d / std::max(r, 1e-30);

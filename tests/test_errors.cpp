@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/pool.h"
 #include "tensor/parallel.h"
 #include "test_util.h"
 
@@ -160,6 +161,10 @@ TEST_CASE("errors: pooling and convolution geometry") {
   CHECK_ERROR_MENTIONS(max_pool2d(f32({1, 2, 5, 5}), 0, 1), "max_pool2d", "kernel");
   CHECK_ERROR_MENTIONS(max_pool2d(f32({2, 5, 5}), 3, 2), "max_pool2d", "[2, 5, 5]");
   CHECK_ERROR_MENTIONS(adaptive_avg_pool2d_1x1(f32({2, 5})), "adaptive_avg_pool2d", "[2, 5]");
+  // The argmax is an int32 index into a plane: a larger plane is refused, not overflowed
+  // (checked on the geometry alone; such a tensor would need 8.6 GB).
+  CHECK_ERROR_MENTIONS(cpu::make_pool_geom(1, 1, 46341, 46341, 3, 3, 2, 2, 1, 1), "max_pool2d", "46341x46341", "int32");
+  CHECK_NOTHROW(cpu::make_pool_geom(1, 1, 46340, 46340, 3, 3, 2, 2, 1, 1));
 }
 
 TEST_CASE("errors: dropout probability, random ranges, thread counts, initialisers") {

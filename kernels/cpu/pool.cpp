@@ -19,6 +19,9 @@ PoolGeom make_pool_geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, 
                ") must be between 0 and half the kernel (", KH, ", ", KW, ")");
   MINIDL_CHECK(H + 2 * PH >= KH && W + 2 * PW >= KW, "max_pool2d: kernel ", KH, "x", KW,
                " is larger than the padded input ", H + 2 * PH, "x", W + 2 * PW);
+  // The saved argmax is an int32 index into one H x W plane.
+  MINIDL_CHECK(H * W <= std::numeric_limits<int32_t>::max(), "max_pool2d: a ", H, "x", W,
+               " plane has more elements than the int32 argmax can index");
   return {N, C, H, W, KH, KW, SH, SW, PH, PW, (H + 2 * PH - KH) / SH + 1, (W + 2 * PW - KW) / SW + 1};
 }
 
