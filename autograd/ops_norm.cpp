@@ -6,6 +6,9 @@
 
 #include "autograd/op_util.h"
 #include "kernels/cpu/batchnorm.h"
+#ifdef MINIDL_WITH_CUDA
+#include "kernels/cuda/batchnorm.h"
+#endif
 
 namespace minidl {
 
@@ -17,8 +20,9 @@ namespace {
 Tensor batch_norm_impl(const char* op, const Tensor& x, const Tensor* identity, bool relu, const Tensor& weight,
                        const Tensor& bias, Tensor running_mean, Tensor running_var, bool training, double momentum,
                        double eps) {
-  check_cpu(op, {&x, identity, &weight, &bias, &running_mean, &running_var});
+  const Device dev = common_device(op, {&x, identity, &weight, &bias, &running_mean, &running_var});
   check_float(op, x);
+  if (dev == Device::CUDA) check_cuda_float32(op, x);
   MINIDL_CHECK(x.dim() == 4 || x.dim() == 2, op, ": input must be [N, C, H, W] or [N, C], got shape ",
                shape_str(x.shape()));
   MINIDL_CHECK(eps > 0, op, ": eps must be > 0, got ", eps);
@@ -47,8 +51,23 @@ Tensor batch_norm_impl(const char* op, const Tensor& x, const Tensor* identity, 
 
   Tensor px = plain(x), pg = plain(weight), pb = plain(bias);
   Tensor pid = identity ? plain(*identity) : Tensor();
-  Tensor out = Tensor::empty(x.shape(), x.dtype());
-  Tensor mean = Tensor::empty({C}, x.dtype()), invstd = Tensor::empty({C}, x.dtype());
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), dev);
+  Tensor mean = Tensor::empty({C}, x.dtype(), dev), invstd = Tensor::empty({C}, x.dtype(), dev);
+  // Parameters share x's dtype (checked), so on cuda they are float32 too.
+#ifdef MINIDL_WITH_CUDA
+  if (dev == Device::CUDA) {
+    const float* res = identity ? pid.data<float>() : nullptr;
+    if (training)
+      cuda::batchnorm_forward_train(px.data<float>(), pg.data<float>(), pb.data<float>(), N, C, HW, eps, momentum,
+                                    out.data<float>(), mean.data<float>(), invstd.data<float>(),
+                                    running_mean.defined() ? running_mean.data<float>() : nullptr,
+                                    running_var.defined() ? running_var.data<float>() : nullptr, res, relu);
+    else  // also writes the constants backward uses: mean = running_mean, invstd = rsqrt(running_var + eps)
+      cuda::batchnorm_forward_eval(px.data<float>(), pg.data<float>(), pb.data<float>(), running_mean.data<float>(),
+                                   running_var.data<float>(), N, C, HW, eps, out.data<float>(), mean.data<float>(),
+                                   invstd.data<float>(), res, relu);
+  } else
+#endif
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const T* res = identity ? pid.data<T>() : nullptr;
@@ -81,10 +100,21 @@ Tensor batch_norm_impl(const char* op, const Tensor& x, const Tensor* identity, 
                 [px, pg, mean, invstd, saved_out, N, C, HW, training, need_x, need_g, need_b, need_id,
                  has_id, op](const Tensor& grad) -> std::vector<Tensor> {
                   Tensor dy = plain(grad);
-                  Tensor dx = need_x ? Tensor::empty(px.shape(), px.dtype()) : Tensor();
-                  Tensor dg = need_g ? Tensor::empty({C}, px.dtype()) : Tensor();
-                  Tensor db = need_b ? Tensor::empty({C}, px.dtype()) : Tensor();
-                  Tensor did = need_id ? Tensor::empty(px.shape(), px.dtype()) : Tensor();
+                  const Device d = px.device();
+                  Tensor dx = need_x ? Tensor::empty(px.shape(), px.dtype(), d) : Tensor();
+                  Tensor dg = need_g ? Tensor::empty({C}, px.dtype(), d) : Tensor();
+                  Tensor db = need_b ? Tensor::empty({C}, px.dtype(), d) : Tensor();
+                  Tensor did = need_id ? Tensor::empty(px.shape(), px.dtype(), d) : Tensor();
+#ifdef MINIDL_WITH_CUDA
+                  if (d == Device::CUDA)
+                    cuda::batchnorm_backward(dy.data<float>(), px.data<float>(), pg.data<float>(), mean.data<float>(),
+                                             invstd.data<float>(), N, C, HW, training,
+                                             need_x ? dx.data<float>() : nullptr, need_g ? dg.data<float>() : nullptr,
+                                             need_b ? db.data<float>() : nullptr,
+                                             saved_out.defined() ? saved_out.data<float>() : nullptr,
+                                             need_id ? did.data<float>() : nullptr);
+                  else
+#endif
                   dispatch_float(px.dtype(), op, [&](auto tag) {
                     using T = decltype(tag);
                     cpu::batchnorm_backward<T>(dy.data<T>(), px.data<T>(), pg.data<T>(), mean.data<T>(),
