@@ -4,6 +4,7 @@
 
 #include "autograd/op_util.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/reduce.h"
 
 namespace minidl {
 
@@ -29,20 +30,42 @@ std::vector<bool> reduce_mask(const Tensor& x, const std::vector<int64_t>& dims,
   return mask;
 }
 
+#ifdef MINIDL_WITH_CUDA
+// The sums of x over the masked dims into out (contiguous, x's shape with those dims 1):
+// one map walks the kept dims and one the reduced dims, both with x's strides, so x is
+// read in place whatever its layout.
+void sum_cuda(const Tensor& x, const std::vector<bool>& mask, Tensor& out, const char* op) {
+  check_cuda_float32(op, x);
+  Shape kept_sizes, kept_strides, red_sizes, red_strides;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    (mask[d] ? red_sizes : kept_sizes).push_back(x.shape()[d]);
+    (mask[d] ? red_strides : kept_strides).push_back(x.strides()[d]);
+  }
+  cuda::sum_f32(x.data<float>(), out.data<float>(), shape_numel(kept_sizes),
+                cuda::make_offset_map<1>(kept_sizes, {kept_strides}, op), shape_numel(red_sizes),
+                cuda::make_offset_map<1>(red_sizes, {red_strides}, op));
+}
+#endif
+
 Tensor sum_impl(const Tensor& x, const std::vector<bool>& mask, bool keepdim, const char* op) {
-  check_cpu(op, {&x});
+  const Device dev = common_device(op, {&x});
   check_float(op, x);
   Shape kept = x.shape(), out_shape;
   for (int64_t d = 0; d < x.dim(); ++d) {
     if (mask[d]) kept[d] = 1;
     if (!mask[d] || keepdim) out_shape.push_back(kept[d]);
   }
-  Tensor in = plain(x);
-  Tensor out = Tensor::empty(kept, x.dtype());
-  dispatch_float(x.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    cpu::sum_reduce(in.data<T>(), in.shape(), mask, out.data<T>());
-  });
+  Tensor out = Tensor::empty(kept, x.dtype(), dev);
+#ifdef MINIDL_WITH_CUDA
+  if (dev == Device::CUDA) sum_cuda(x, mask, out, op);
+#endif
+  if (dev == Device::CPU) {
+    Tensor in = plain(x);
+    dispatch_float(x.dtype(), op, [&](auto tag) {
+      using T = decltype(tag);
+      cpu::sum_reduce(in.data<T>(), in.shape(), mask, out.data<T>());
+    });
+  }
   out = make_view(out, out_shape, contiguous_strides(out_shape), 0);
   const Shape in_shape = x.shape();
   return record(out, op, {x}, [in_shape, kept](const Tensor& g) -> std::vector<Tensor> {

@@ -5,6 +5,7 @@
 
 #include "autograd/op_util.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/copy_cast.h"
 
 namespace minidl {
 
@@ -95,7 +96,7 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
   const Shape in_shape = shape();
   const DType dt = dtype();
   return record(out, "slice", {*this}, [in_shape, dt, w, start, end, step](const Tensor& g) -> std::vector<Tensor> {
-    Tensor gi = zeros(in_shape, dt);
+    Tensor gi = zeros(in_shape, dt, g.device());
     Tensor window = gi.slice(w, start, end, step);
     copy_(window, g);
     return {gi};
@@ -113,20 +114,17 @@ Tensor Tensor::contiguous() const {
 }
 
 Tensor Tensor::clone() const {
-  check_cpu("clone", {this});
-  Tensor out = Tensor::empty(shape(), dtype());
+  Tensor out = Tensor::empty(shape(), dtype(), device());
   copy_(out, *this);
   return record(out, "clone", {*this}, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
 }
 
-// Casts between float32, float64 and int64 (float -> int64 truncates toward zero, as
-// PyTorch does). Differentiable between the float types only.
-Tensor Tensor::to(DType target) const {
-  if (target == dtype()) return *this;
-  check_cpu("to", {this});
-  Tensor src = plain(*this);
-  Tensor out = Tensor::empty(shape(), target);
-  dispatch_storable(dtype(), "to", [&](auto a) {
+namespace {
+// The cast on the cpu: element by element in row-major order from a contiguous copy.
+Tensor cast_cpu(const Tensor& x, DType target) {
+  Tensor src = plain(x);
+  Tensor out = Tensor::empty(x.shape(), target);
+  dispatch_storable(x.dtype(), "to", [&](auto a) {
     dispatch_storable(target, "to", [&](auto b) {
       using A = decltype(a);
       using B = decltype(b);
@@ -142,6 +140,24 @@ Tensor Tensor::to(DType target) const {
       }
     });
   });
+  return out;
+}
+}  // namespace
+
+// Casts between float32, float64 and int64 (float -> int64 truncates toward zero, as
+// PyTorch does; NaN, infinity and values outside int64's range are an error on both
+// devices). Differentiable between the float types only.
+Tensor Tensor::to(DType target) const {
+  if (target == dtype()) return *this;
+  Tensor out;
+#ifdef MINIDL_WITH_CUDA
+  if (device() == Device::CUDA) {  // reads *this in place through its strides
+    out = Tensor::empty(shape(), target, Device::CUDA);
+    cuda::cast(dtype(), raw_data(), target, out.raw_data(), numel(),
+               cuda::make_offset_map<1>(shape(), {strides()}, "to"), "to");
+  }
+#endif
+  if (device() == Device::CPU) out = cast_cpu(*this, target);
   if (!is_floating_compute(target)) return out;
   const DType back = dtype();
   return record(out, "to", {*this}, [back](const Tensor& g) -> std::vector<Tensor> { return {g.to(back)}; });
