@@ -15,4 +15,11 @@ bool cuda_available();
 // A line describing the CUDA situation: "not built", "built, no GPU: <reason>", or the GPU name.
 std::string cuda_status();
 
+// The device to run on when `requested` is asked for: CUDA when available; otherwise CPU,
+// after printing once per process to stderr why ("minidl: cuda requested, but ...; running
+// on the cpu"). Apps call this with their --device flag.
+Device resolve_device(Device requested);
+// Parses "cpu" / "cuda" (the --device flag); anything else is an Error naming the value.
+Device parse_device(const std::string& name);
+
 }  // namespace minidl

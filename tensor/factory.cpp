@@ -1,6 +1,11 @@
 #include "tensor/factory.h"
 
+#include <algorithm>
 #include <cmath>
+
+#ifdef MINIDL_WITH_CUDA
+#include "kernels/cuda/runtime.h"
+#endif
 
 namespace minidl {
 
@@ -9,6 +14,8 @@ namespace {
 template <class F>
 void generate(Tensor& t, const char* op, F&& draw) {
   MINIDL_CHECK(t.is_contiguous(), op, ": tensor must be contiguous");
+  MINIDL_CHECK(t.device() == Device::CPU, op, ": random numbers are drawn on the cpu; fill a cpu tensor and move it "
+               "with .to(Device::CUDA)");
   dispatch_float(t.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     T* p = t.data<T>();
@@ -19,6 +26,16 @@ void generate(Tensor& t, const char* op, F&& draw) {
 
 void fill_(Tensor& t, double value) {
   MINIDL_CHECK(t.is_contiguous(), "fill_: tensor must be contiguous");
+#ifdef MINIDL_WITH_CUDA
+  if (t.device() == Device::CUDA) {
+    switch (t.dtype()) {
+      case DType::Float32: cuda::fill_f32(t.data<float>(), t.numel(), float(value)); return;
+      case DType::Int64: cuda::fill_i64(t.data<int64_t>(), t.numel(), int64_t(value)); return;
+      default:
+        throw Error(detail::concat("fill_: dtype ", dtype_name(t.dtype()), " is not supported on cuda"));
+    }
+  }
+#endif
   switch (t.dtype()) {
     case DType::Float32: std::fill(t.data<float>(), t.data<float>() + t.numel(), float(value)); break;
     case DType::Float64: std::fill(t.data<double>(), t.data<double>() + t.numel(), value); break;
@@ -27,16 +44,16 @@ void fill_(Tensor& t, double value) {
   }
 }
 
-Tensor full(const Shape& shape, double value, DType dtype) {
-  Tensor t = Tensor::empty(shape, dtype);
+Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  Tensor t = Tensor::empty(shape, dtype, device);
   fill_(t, value);
   return t;
 }
-Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
-Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
-Tensor scalar(double value, DType dtype) { return full({}, value, dtype); }
+Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
+Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()); }
+Tensor scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
 Tensor arange(double start, double end, double step, DType dtype) {
   MINIDL_CHECK(step != 0, "arange: step must not be zero");

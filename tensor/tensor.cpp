@@ -59,7 +59,11 @@ double load_as_double(const Tensor& t, int64_t off) {
 }
 }  // namespace
 
+// The host-side readers below work on cpu memory; a cuda tensor is read through a copy.
+static Tensor host_copy(const Tensor& t) { return t.detach().to(Device::CPU); }
+
 double Tensor::at(const std::vector<int64_t>& index) const {
+  if (device() != Device::CPU) return host_copy(*this).at(index);
   MINIDL_CHECK(static_cast<int64_t>(index.size()) == dim(), "Tensor::at: index has ", index.size(),
                " entries for a tensor of shape ", shape_str(shape()));
   int64_t off = offset();
@@ -74,11 +78,13 @@ double Tensor::at(const std::vector<int64_t>& index) const {
 double Tensor::item() const {
   MINIDL_CHECK(numel() == 1, "Tensor::item: tensor of shape ", shape_str(shape()),
                " has ", numel(), " elements; item() needs exactly one");
+  if (device() != Device::CPU) return host_copy(*this).item();
   return load_as_double(*this, offset());
 }
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {
+  if (device() != Device::CPU) return host_copy(*this).to_vector<T>();
   std::vector<T> out(numel());
   if (dtype() == DType::Int64) {  // direct, so values above 2^53 keep every bit
     const int64_t* base = static_cast<const int64_t*>(storage()->data()) + offset();
@@ -124,12 +130,13 @@ std::string Tensor::to_string(int max_per_dim) const {
   if (grad_fn()) os << ", grad_fn=" << grad_fn()->name;
   os << ")\n";
   if (dtype() == DType::BFloat16 || dtype() == DType::Float16) return os.str();
+  const Tensor host = device() == Device::CPU ? *this : host_copy(*this);  // one copy, not one per element
   // Print nested brackets, eliding the middle of long dims with "...".
   const int64_t nd = dim();
   std::vector<int64_t> idx;
   auto rec = [&](auto&& self, int64_t d) -> void {
     if (d == nd) {
-      double v = at(idx);
+      double v = host.at(idx);
       char buf[32];
       if (dtype() == DType::Int64) std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
       else std::snprintf(buf, sizeof buf, "%.4g", v);

@@ -57,7 +57,8 @@ class Tensor {
   }
   void* raw_data() const;
 
-  // Element at a full index, as double (for printing and tests).
+  // Element at a full index, as double (for printing and tests). On cuda these read
+  // through a copy to the host (slow; meant for tests, printing and metrics).
   double at(const std::vector<int64_t>& index) const;
   // The value of a one-element tensor.
   double item() const;
@@ -90,6 +91,11 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(DType dtype) const;
+  // The same values on another device (autograd-aware: the gradient flows back to this
+  // device). Returns *this when already there. Defined in autograd/ops_device.cpp.
+  Tensor to(Device device) const;
+  Tensor cpu() const { return to(Device::CPU); }
+  Tensor cuda() const { return to(Device::CUDA); }
 
   std::string to_string(int max_per_dim = 6) const;
 

@@ -1,0 +1,28 @@
+// fill_f32 / fill_i64: dst[i] = value, for full(), ones() and friends on the device (zeros
+// could be a memset, but one kernel for every value keeps the path the same).
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/runtime.h"
+
+namespace minidl::cuda {
+
+namespace {
+template <class T>
+__global__ void fill_kernel(T* dst, int64_t n, T value) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = value;
+}
+}  // namespace
+
+void fill_f32(float* dst, int64_t n, float value) {
+  if (n <= 0) return;
+  fill_kernel<float><<<grid_for(n), 256, 0, stream()>>>(dst, n, value);
+  MINIDL_CUDA_CHECK_LAUNCH("fill_f32");
+}
+
+void fill_i64(int64_t* dst, int64_t n, int64_t value) {
+  if (n <= 0) return;
+  fill_kernel<int64_t><<<grid_for(n), 256, 0, stream()>>>(dst, n, value);
+  MINIDL_CUDA_CHECK_LAUNCH("fill_i64");
+}
+
+}  // namespace minidl::cuda

@@ -1,0 +1,119 @@
+// The caching device allocator's bookkeeping (kernels/cuda/block_cache.h), driven here with
+// malloc so it is tested on every machine, GPU or not.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <set>
+#include <vector>
+
+#include "kernels/cuda/block_cache.h"
+
+using minidl::cuda::BlockCache;
+
+namespace {
+// A raw allocator with a budget, counting calls, so tests can run out of "device memory".
+struct FakeDevice {
+  size_t budget = size_t(1) << 30, used = 0;
+  int mallocs = 0, frees = 0;
+  std::vector<std::pair<void*, size_t>> blocks;
+  BlockCache make() {
+    return BlockCache(
+        [this](size_t n) -> void* {
+          if (used + n > budget) return nullptr;
+          used += n;
+          ++mallocs;
+          void* p = std::malloc(n);
+          blocks.push_back({p, n});
+          return p;
+        },
+        [this](void* p) {
+          for (auto it = blocks.begin(); it != blocks.end(); ++it)
+            if (it->first == p) {
+              used -= it->second;
+              blocks.erase(it);
+              break;
+            }
+          ++frees;
+          std::free(p);
+        });
+  }
+};
+}  // namespace
+
+TEST_CASE("block cache: sizes round to 512 bytes below 1 MiB and to 2 MiB above") {
+  CHECK(BlockCache::round_size(0) == 512);
+  CHECK(BlockCache::round_size(1) == 512);
+  CHECK(BlockCache::round_size(512) == 512);
+  CHECK(BlockCache::round_size(513) == 1024);
+  CHECK(BlockCache::round_size((1 << 20) - 1) == (1 << 20));
+  CHECK(BlockCache::round_size(1 << 20) == (size_t(2) << 20));
+  CHECK(BlockCache::round_size((size_t(2) << 20) + 1) == (size_t(4) << 20));
+}
+
+TEST_CASE("block cache: a freed block is reused for the same size without a new raw allocation") {
+  FakeDevice dev;
+  BlockCache cache = dev.make();
+  void* a = cache.allocate(1000);
+  REQUIRE(a != nullptr);
+  CHECK(cache.bytes_in_use() == 1024);
+  CHECK(cache.release(a));
+  CHECK(cache.bytes_in_use() == 0);
+  CHECK(cache.bytes_reserved() == 1024);
+  void* b = cache.allocate(1001);
+  CHECK(b == a);
+  CHECK(dev.mallocs == 1);
+  CHECK(cache.cache_hits() == 1);
+  CHECK(cache.peak_bytes_in_use() == 1024);
+  CHECK(cache.release(b));
+}
+
+TEST_CASE("block cache: a cached block more than twice the request is not handed out") {
+  FakeDevice dev;
+  BlockCache cache = dev.make();
+  void* big = cache.allocate(64 << 10);
+  CHECK(cache.release(big));
+  void* small = cache.allocate(1 << 10);  // 64 KiB would waste 63 KiB: take a new block
+  CHECK(small != big);
+  CHECK(dev.mallocs == 2);
+  void* medium = cache.allocate(40 << 10);  // 64 KiB for 40 KiB is within 2x: reuse
+  CHECK(medium == big);
+  CHECK(cache.release(small));
+  CHECK(cache.release(medium));
+}
+
+TEST_CASE("block cache: live blocks are distinct; unknown and double frees are refused") {
+  FakeDevice dev;
+  BlockCache cache = dev.make();
+  std::set<void*> seen;
+  std::vector<void*> live;
+  for (size_t n : {100, 100, 5000, 100, 3 << 20, 5000}) {
+    void* p = cache.allocate(n);
+    CHECK(seen.insert(p).second);
+    live.push_back(p);
+  }
+  int dummy = 0;
+  CHECK_FALSE(cache.release(&dummy));
+  CHECK(cache.release(live[0]));
+  CHECK_FALSE(cache.release(live[0]));
+  for (size_t i = 1; i < live.size(); ++i) CHECK(cache.release(live[i]));
+  CHECK(cache.bytes_in_use() == 0);
+}
+
+TEST_CASE("block cache: out of memory empties the cache and retries once, then reports nullptr") {
+  FakeDevice dev;
+  dev.budget = 8 << 20;
+  BlockCache cache = dev.make();
+  void* a = cache.allocate(3 << 20);  // rounds to 4 MiB
+  REQUIRE(a != nullptr);
+  CHECK(cache.release(a));  // cached, still counted against the budget
+  void* b = cache.allocate(5 << 20);  // 6 MiB: fits only once the cached 4 MiB is given back
+  CHECK(b != nullptr);
+  CHECK(dev.frees == 1);
+  CHECK(cache.bytes_reserved() == (size_t(6) << 20));
+  CHECK(cache.allocate(7 << 20) == nullptr);  // 6 + 8 MiB exceeds the budget even after emptying
+  CHECK(cache.bytes_in_use() == (size_t(6) << 20));
+  CHECK(cache.release(b));
+  cache.release_cached();
+  CHECK(cache.bytes_reserved() == 0);
+  CHECK(dev.used == 0);
+}

@@ -1,0 +1,82 @@
+// The CUDA core: storage through the caching allocator, copies between host and device,
+// fill, host reads of device tensors, and autograd across .to(Device). The first case runs
+// everywhere (no GPU: a clear error); the rest need a GPU and are skipped without one.
+#include <doctest/doctest.h>
+
+#include "cuda_test_util.h"
+#include "tensor/factory.h"
+
+#ifdef MINIDL_WITH_CUDA
+#include "kernels/cuda/runtime.h"
+#endif
+
+using namespace minidl;
+using namespace minidl::testing;
+
+TEST_CASE("cuda core: without a usable GPU a cuda tensor is a clear error naming the reason") {
+  if (cuda_available()) return;  // covered by the GPU cases below
+  Tensor x = ones({2, 3});
+  CHECK_ERROR_MENTIONS(x.to(Device::CUDA), "cuda");
+  CHECK_ERROR_MENTIONS(zeros({4}, DType::Float32, Device::CUDA), "cannot allocate", "cuda");
+  CHECK(x.to(Device::CPU).same(x));  // already there: the same tensor
+}
+
+TEST_CASE("cuda core: values survive a round trip for every storable dtype and a strided source") {
+  MINIDL_REQUIRE_GPU();
+  Tensor f = randn({5, 7, 3});
+  CHECK(f.to(Device::CUDA).to(Device::CPU).to_vector<float>() == f.to_vector<float>());
+  Tensor d = randn({9}, DType::Float64);
+  CHECK(d.cuda().cpu().to_vector<double>() == d.to_vector<double>());
+  Tensor i = from_vector<int64_t>({1, -2, int64_t(1) << 60, 7});
+  CHECK(i.cuda().cpu().to_vector<int64_t>() == i.to_vector<int64_t>());
+  Tensor t = f.permute({2, 0, 1}).slice(1, 1, 5, 2);  // not contiguous
+  Tensor g = t.cuda();
+  CHECK(g.device() == Device::CUDA);
+  CHECK(g.is_contiguous());
+  CHECK(g.cpu().to_vector<float>() == t.to_vector<float>());
+}
+
+TEST_CASE("cuda core: host reads, fill and the *_like factories keep the device") {
+  MINIDL_REQUIRE_GPU();
+  Tensor x = full({3, 4}, 2.5, DType::Float32, Device::CUDA);
+  CHECK(x.device() == Device::CUDA);
+  CHECK(x.at({2, 3}) == 2.5);
+  CHECK(x.to_vector<float>() == std::vector<float>(12, 2.5f));
+  CHECK(zeros_like(x).to_vector<float>() == std::vector<float>(12, 0.0f));
+  Tensor o = ones_like(x);
+  CHECK(o.device() == Device::CUDA);
+  CHECK(o.at({1, 1}) == 1.0);
+  CHECK(scalar(4.0, DType::Float32, Device::CUDA).item() == 4.0);
+  CHECK(full({5}, -3, DType::Int64, Device::CUDA).to_vector<int64_t>() == std::vector<int64_t>(5, -3));
+  CHECK(x.to_string().find("device=cuda") != std::string::npos);
+  CHECK(x.to_string().find("2.5") != std::string::npos);
+}
+
+TEST_CASE("cuda core: the gradient of .to(cuda) flows back to the cpu leaf") {
+  MINIDL_REQUIRE_GPU();
+  Tensor x = randn({4, 3});
+  x.requires_grad_();
+  Tensor y = x.to(Device::CUDA).to(Device::CPU);
+  y.backward(full({4, 3}, 3.0));
+  REQUIRE(x.grad().defined());
+  CHECK(x.grad().device() == Device::CPU);
+  CHECK(x.grad().to_vector<float>() == std::vector<float>(12, 3.0f));
+}
+
+#ifdef MINIDL_WITH_CUDA
+TEST_CASE("cuda core: the allocator reuses freed blocks and reports out of memory clearly") {
+  MINIDL_REQUIRE_GPU();
+  { Tensor warm = Tensor::empty({1 << 20}, DType::Float32, Device::CUDA); }
+  const cuda::MemoryStats before = cuda::memory_stats();
+  for (int i = 0; i < 10; ++i) Tensor t = Tensor::empty({1 << 20}, DType::Float32, Device::CUDA);
+  const cuda::MemoryStats after = cuda::memory_stats();
+  CHECK(after.driver_mallocs == before.driver_mallocs);  // every one a cache hit
+  CHECK(after.cache_hits >= before.cache_hits + 10);
+  CHECK(after.bytes_in_use == before.bytes_in_use);
+  // A petabyte: no GPU has it; the error must say so and suggest a smaller batch.
+  CHECK_ERROR_MENTIONS(Tensor::empty({int64_t(1) << 48}, DType::Float32, Device::CUDA), "out of GPU memory",
+                       "batch-size");
+  Tensor still = full({8}, 1.0, DType::Float32, Device::CUDA);  // the device is still usable
+  CHECK(still.to_vector<float>() == std::vector<float>(8, 1.0f));
+}
+#endif
