@@ -5,6 +5,7 @@
 //   ./build/apps/classify --model eurosat.safetensors --topk 3 --csv preds.csv ../shared/data/EuroSAT_RGB/River
 //   ./build/apps/classify --model resnet50.safetensors --classes imagenet_classes.txt cat.png
 //   ./build/apps/classify --model runs/r18/best.safetensors --eval ../shared/data/EuroSAT_RGB --split-file runs/r18/split.json
+//   ./build/apps/classify --model eurosat.safetensors --device cuda photos/   # the network on the GPU
 //
 // Inputs are image files and folders (searched recursively for .jpg/.jpeg/.png/.bmp). Each
 // image prints one line on stdout, "path: Forest 0.9312, River 0.0411, ...", with its
@@ -14,6 +15,9 @@
 // --eval DIR scores the model on a labelled folder (one sub-folder per class), or with
 // --split-file on that split's test part: accuracy, per-class precision/recall/F1, the
 // confusion matrix (--confusion-csv writes it) and the worst predictions.
+//
+// --device cuda runs the network on the GPU (decoding and the softmax stay on the CPU); a
+// build without CUDA, or a machine without a GPU, says so once on stderr and uses the CPU.
 //
 // The work is done by models/classifier.h (model loading, batching, CSV); this file is the
 // command line around it. Exit codes: 0 when at least one image was classified, 1 on a
@@ -50,6 +54,7 @@ struct Args {
   std::string csv;
   int batch_size = 32;
   int threads = 0;  // 0: leave OpenMP's default (OMP_NUM_THREADS or all cores)
+  std::string device = "cpu";
   std::vector<std::string> inputs;
 };
 
@@ -91,6 +96,10 @@ void add_flags(CLI::App& app, Args& a) {
       ->check(CLI::Range(1, INT_MAX));
   app.add_option("--threads", a.threads, "CPU threads (default: OMP_NUM_THREADS or all cores)")
       ->check(CLI::Range(1, 4096));
+  app.add_option("--device", a.device, "where the network runs: cpu, or cuda (falls back to the cpu, "
+                 "with a message, when this build or machine has no GPU)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("inputs", a.inputs, "image files and folders (searched recursively)")
       ->check(CLI::ExistingPath);
   app.add_option("--eval", a.eval_dir, "score the model on this labelled folder (one sub-folder per class) instead")
@@ -152,6 +161,16 @@ class Progress {
   size_t step_, next_ = 0;
 };
 
+// The options with the device resolved: a cuda request without a GPU becomes the cpu.
+ClassifierOptions resolved_options(const Args& a) {
+  ClassifierOptions o = a.options;
+  o.device = resolve_device(parse_device(a.device));
+  return o;
+}
+
+// " on cuda" in the header line when the network runs on the GPU (nothing on the cpu).
+const char* device_note(const Classifier& c) { return c.device() == Device::CPU ? "" : " on cuda"; }
+
 // --eval: the model against a labelled folder (or a split's test part), with the tables the
 // training run prints.
 int run_eval(const Args& a) {
@@ -159,12 +178,12 @@ int run_eval(const Args& a) {
   for (const std::string& s : folder.skipped) std::fprintf(stderr, "classify: skipped (not an image): %s\n", s.c_str());
   std::vector<int64_t> indices;
   if (!a.split_file.empty()) indices = read_split_file(a.split_file, folder).test;
-  const Classifier classifier(a.model, a.options);
+  const Classifier classifier(a.model, resolved_options(a));
   check_folder_classes(classifier, folder);
   const size_t total = indices.empty() ? folder.samples.size() : indices.size();
-  std::fprintf(stderr, "classify --eval: %s, %lld classes, %dx%d input, %zu images (%s)\n", classifier.arch().c_str(),
+  std::fprintf(stderr, "classify --eval: %s, %lld classes, %dx%d input, %zu images (%s)%s\n", classifier.arch().c_str(),
                (long long)classifier.num_classes(), classifier.img_size(), classifier.img_size(), total,
-               a.split_file.empty() ? "the whole folder" : "the split's test part");
+               a.split_file.empty() ? "the whole folder" : "the split's test part", device_note(classifier));
   Progress progress(total, a.batch_size);
   ClassifyHooks hooks;
   hooks.on_skip = [&](const std::string&, const std::string& reason) { progress.message("classify: skipped: " + reason); };
@@ -193,10 +212,10 @@ int run(const Args& a) {
   if (a.threads > 0) set_num_threads(a.threads);
   if (!a.eval_dir.empty()) return run_eval(a);
   const std::vector<std::string> paths = gather_images(a.inputs);  // first: cheap, and may fail
-  const Classifier classifier(a.model, a.options);
-  std::fprintf(stderr, "classify: %s, %lld classes, %dx%d input, %zu image%s\n", classifier.arch().c_str(),
+  const Classifier classifier(a.model, resolved_options(a));
+  std::fprintf(stderr, "classify: %s, %lld classes, %dx%d input, %zu image%s%s\n", classifier.arch().c_str(),
                (long long)classifier.num_classes(), classifier.img_size(), classifier.img_size(), paths.size(),
-               paths.size() == 1 ? "" : "s");
+               paths.size() == 1 ? "" : "s", device_note(classifier));
 
   std::unique_ptr<PredictionCsv> csv;
   if (!a.csv.empty()) csv = std::make_unique<PredictionCsv>(a.csv, classifier);

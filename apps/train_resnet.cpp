@@ -1,4 +1,5 @@
-// train_resnet: trains a ResNet on a folder of class folders (EuroSAT by default), on the CPU.
+// train_resnet: trains a ResNet on a folder of class folders (EuroSAT by default), on the CPU
+// or (--device cuda) on an NVIDIA GPU.
 //
 //   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j
 //   ./build/apps/train_resnet --arch resnet18 --epochs 2                  # smoke run (sample if no EuroSAT)
@@ -6,6 +7,7 @@
 //   ./build/apps/train_resnet --weights resnet50.safetensors --freeze-epochs 1 --epochs 6 --lr 1e-3
 //   ./build/apps/train_resnet --out runs/r50 --resume                     # continue after a kill
 //   ./build/apps/train_resnet --arch resnet18 --lr-find --out runs/lrf    # learning-rate range test
+//   ./build/apps/train_resnet --device cuda --arch resnet50 --epochs 20    # on the GPU
 //   ./build/apps/classify --model runs/r50/best.safetensors some.jpg      # use the result
 //
 // This file is only the command line: the run itself is train_model() in train/trainer.h.
@@ -63,6 +65,11 @@ Resume: --out OUT --resume continues from OUT/last.safetensors; flags left out a
   --checkpoint-every N also checkpoints mid-epoch; --stop-after-batches N stops as if killed.
   Ctrl-C saves last.safetensors after the current batch and exits (a second Ctrl-C quits now).
 
+Device: --device cuda keeps the model, the optimizer state and each batch on the GPU (batches
+  go up through a pinned staging buffer); decoding and augmentation stay on CPU threads, and
+  checkpoints are the same files as a CPU run's (either device resumes the other's, matching
+  it to rounding). Running out of GPU memory is an error that suggests a smaller --batch-size.
+
 Exit codes: 0 done, 1 runtime error, 2 command-line error, 3 non-finite loss (training
   stopped; the last good checkpoint is kept), 130 interrupted by Ctrl-C (resumable).)";
 
@@ -116,7 +123,8 @@ std::string key_of(const CLI::Option* opt) {
 int main(int argc, char** argv) {
   TrainConfig c;
   bool no_augment = false, no_progress = false;
-  CLI::App app{"Train a ResNet (torchvision's architecture) on an image folder such as EuroSAT, on the CPU."};
+  CLI::App app{"Train a ResNet (torchvision's architecture) on an image folder such as EuroSAT, on the CPU or an "
+               "NVIDIA GPU."};
   app.footer(kFooter);
   app.get_formatter()->column_width(34);
 
@@ -159,7 +167,8 @@ int main(int argc, char** argv) {
   app.add_option("--stop-after-batches", c.stop_after_batches, "stop after N batches as if killed (tests resume)")
       ->capture_default_str();
   app.add_option("--top-losses", c.top_losses, "worst test predictions to list and show")->capture_default_str();
-  app.add_option("--device", c.device, "cpu (the CUDA backend is not built yet)")->capture_default_str()
+  app.add_option("--device", c.device, "cpu, or cuda (the GPU; falls back to the cpu with a message when this build "
+                 "or machine has none)")->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_flag("--no-progress", no_progress, "no live progress line or decoding bar");
   app.add_flag("--lr-find", c.lr_find, "run the learning-rate range test, print the suggestion, and exit");

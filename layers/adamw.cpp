@@ -2,8 +2,13 @@
 
 #include <cmath>
 
+#include "autograd/op_util.h"
 #include "kernels/cpu/bn_lanes.h"  // lane vectors
 #include "tensor/factory.h"
+
+#ifdef MINIDL_WITH_CUDA
+#include "kernels/cuda/optim.h"
+#endif
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // lane vectors stay inside inlined code
 
@@ -19,7 +24,7 @@ const AdamWOptions& checked(const AdamWOptions& o) {
 
 Tensor& state_tensor(ParamState& state, const std::string& key, const Tensor& like) {
   auto it = state.find(key);
-  if (it == state.end()) it = state.emplace(key, zeros(like.shape(), like.dtype())).first;
+  if (it == state.end()) it = state.emplace(key, zeros(like.shape(), like.dtype(), like.device())).first;
   return it->second;
 }
 }  // namespace
@@ -73,6 +78,8 @@ void adamw_pass(T* w, const T* g, T* m, T* v, int64_t n, const AdamWScalars<T>& 
 }  // namespace
 
 void AdamW::update(const ParamGroup& group, Tensor& p, const Tensor& grad, ParamState& state) {
+  // The step count stays on the host on every device (as torch keeps it): the bias
+  // corrections below are host scalars, and reading a device counter would stall the GPU.
   auto step_it = state.find("step");
   if (step_it == state.end()) step_it = state.emplace("step", zeros({}, DType::Int64)).first;
   int64_t& t = step_it->second.data<int64_t>()[0];
@@ -84,6 +91,15 @@ void AdamW::update(const ParamGroup& group, Tensor& p, const Tensor& grad, Param
   const double step_size = group.lr / (1.0 - std::pow(b1, double(t)));
   const double bc2_sqrt = std::sqrt(1.0 - std::pow(b2, double(t)));
   const double decay = 1.0 - group.lr * group.weight_decay;
+#ifdef MINIDL_WITH_CUDA
+  if (p.device() == Device::CUDA) {
+    detail::check_cuda_float32("AdamW::step", p, "parameter");
+    const cuda::AdamWScalarsF32 k{float(decay), float(b1),        float(1 - b1),          float(b2),
+                                  float(1 - b2), float(step_size), float(1.0 / bc2_sqrt), float(options.eps)};
+    cuda::adamw_step_f32(p.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(), p.numel(), k);
+    return;
+  }
+#endif
   dispatch_float(p.dtype(), "AdamW::step", [&](auto tag) {
     using T = decltype(tag);
     const AdamWScalars<T> k{T(decay), T(b1),        T(1 - b1),          T(b2),

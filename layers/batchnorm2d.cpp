@@ -3,6 +3,10 @@
 #include "autograd/ops.h"
 #include "tensor/factory.h"
 
+#ifdef MINIDL_WITH_CUDA
+#include "kernels/cuda/optim.h"
+#endif
+
 namespace minidl {
 
 BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_, DType dtype)
@@ -25,24 +29,33 @@ void BatchNorm2d::check_input(const Tensor& x) const {
                " channels, expected ", num_features);
 }
 
+void BatchNorm2d::count_batch() {
+#ifdef MINIDL_WITH_CUDA
+  // On the GPU the counter is bumped by a one-thread kernel queued with the batch's work,
+  // rather than read back and written (which would stall every layer).
+  if (num_batches_tracked.device() == Device::CUDA) return cuda::increment_i64(num_batches_tracked.data<int64_t>(), 1);
+#endif
+  ++num_batches_tracked.data<int64_t>()[0];
+}
+
 Tensor BatchNorm2d::forward(const Tensor& x) {
   check_input(x);
   Tensor y = batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
-  if (is_training()) ++num_batches_tracked.data<int64_t>()[0];
+  if (is_training()) count_batch();
   return y;
 }
 
 Tensor BatchNorm2d::forward_relu(const Tensor& x) {
   check_input(x);
   Tensor y = batch_norm_relu(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
-  if (is_training()) ++num_batches_tracked.data<int64_t>()[0];
+  if (is_training()) count_batch();
   return y;
 }
 
 Tensor BatchNorm2d::forward_add_relu(const Tensor& x, const Tensor& identity) {
   check_input(x);
   Tensor y = batch_norm_add_relu(x, identity, weight, bias, running_mean, running_var, is_training(), momentum, eps);
-  if (is_training()) ++num_batches_tracked.data<int64_t>()[0];
+  if (is_training()) count_batch();
   return y;
 }
 

@@ -28,6 +28,7 @@ class BatchNorm2d : public Module {
 
  private:
   void check_input(const Tensor& x) const;
+  void count_batch();  // num_batches_tracked += 1, on whichever device it lives
 };
 
 }  // namespace minidl

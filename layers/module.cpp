@@ -103,25 +103,53 @@ void Module::zero_grad() {
   for (auto& entry : named_parameters()) entry.second.zero_grad();
 }
 
+namespace {
+// Points t's shared TensorImpl at `moved`'s data, so every handle (member fields,
+// optimizers) sees the change.
+void rebind(Tensor& t, const Tensor& moved) {
+  TensorImpl& impl = t.impl();
+  impl.storage = moved.storage();
+  impl.shape = moved.shape();
+  impl.strides = moved.strides();
+  impl.offset = moved.offset();
+  impl.dtype = moved.dtype();
+}
+}  // namespace
+
 void Module::to(DType dtype) {
   MINIDL_CHECK(is_floating_compute(dtype), type_name_, ": to(", dtype_name(dtype),
                ") is not supported; modules convert to float32 or float64");
   NoGradGuard no_grad;
   auto convert = [&](Tensor& t) {
     if (!is_floating_compute(t.dtype()) || t.dtype() == dtype) return;
-    Tensor c = t.detach().to(dtype);
-    // Rewrite the shared TensorImpl so every handle (member fields, optimizers) sees the change.
-    TensorImpl& impl = t.impl();
-    impl.storage = c.storage();
-    impl.shape = c.shape();
-    impl.strides = c.strides();
-    impl.offset = c.offset();
-    impl.dtype = dtype;
-    impl.grad.reset();
+    rebind(t, t.detach().to(dtype));
+    t.impl().grad.reset();
   };
   for (auto& entry : params_) convert(entry.second);
   for (auto& entry : buffers_) convert(entry.second);
   for (auto& entry : children_) entry.second->to(dtype);
+}
+
+void Module::to(Device device) {
+  NoGradGuard no_grad;
+  auto move = [&](Tensor& t) {
+    if (t.device() == device) return;
+    rebind(t, t.detach().to(device));
+    if (auto& g = t.impl().grad) g = Tensor(g).detach().to(device).impl_ptr();
+  };
+  for (auto& entry : params_) move(entry.second);
+  for (auto& entry : buffers_) move(entry.second);
+  for (auto& entry : children_) entry.second->to(device);
+}
+
+Device Module::device() const {
+  const NamedTensors all = state_dict();
+  if (all.empty()) return Device::CPU;
+  const Device first = all.front().second.device();
+  for (const auto& [name, t] : all)
+    MINIDL_CHECK(t.device() == first, type_name_, ": '", all.front().first, "' is on ", device_name(first), " but '",
+                 name, "' on ", device_name(t.device()), "; move the whole module with to(Device)");
+  return first;
 }
 
 }  // namespace minidl

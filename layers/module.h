@@ -69,6 +69,15 @@ class Module {
   // Converts every floating parameter and buffer to `dtype` in place (the handles held by
   // member fields follow, since the TensorImpl itself is updated). Int64 buffers stay.
   void to(DType dtype);
+  // Moves every parameter and buffer (int64 ones such as num_batches_tracked included) to
+  // `device` in place: each TensorImpl stays and gets the moved storage, so the handles held
+  // by member fields and by optimizers follow. Accumulated gradients move with their
+  // parameters. A no-op for tensors already there. Move the model before running it; an
+  // optimizer may be made before or after (its state follows, see layers/optim.h).
+  void to(Device device);
+  // The device of the parameters and buffers (CPU for a module without any); an Error when
+  // they are spread over several devices.
+  Device device() const;
 
  private:
   void check_new_name(const std::string& name, const char* what) const;

@@ -72,10 +72,18 @@ void Optimizer::step() {
       ParamState& st = state_[index++];
       Tensor grad = param.grad();
       if (!grad.defined()) continue;
+      MINIDL_CHECK(grad.device() == param.device(), name_, ": parameter ", index - 1, " is on ",
+                   device_name(param.device()), " but its gradient on ", device_name(grad.device()));
+      follow_device(st, param.device());
       Tensor p = param;
       update(g, p, grad.contiguous(), st);
     }
   }
+}
+
+void Optimizer::follow_device(ParamState& state, Device device) {
+  for (auto& [key, t] : state)
+    if (key != "step" && t.device() != device) t = t.detach().to(device);
 }
 
 void Optimizer::zero_grad() {
@@ -127,7 +135,11 @@ void Optimizer::load_state_dict(const NamedTensors& saved) {
     }
     MINIDL_CHECK(fresh[idx].count(key) == 0, name_, ": load_state_dict: '", full, "' appears twice");
     NoGradGuard no_grad;
-    fresh[idx][key] = t.detach().clone();  // private copy: later steps must not write into the caller's tensor
+    // A private copy (later steps must not write into the caller's tensor), on the
+    // parameter's device; the step counter stays on the host (see follow_device).
+    const Device where = key == "step" ? Device::CPU : p.device();
+    Tensor copy = t.detach().to(where);
+    fresh[idx][key] = copy.storage() == t.storage() ? copy.clone() : copy;
   }
   state_ = std::move(fresh);
 }

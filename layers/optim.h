@@ -3,6 +3,11 @@
 // biases/BN parameters can skip weight decay). step() walks every parameter that received a
 // gradient and hands it to the subclass's update rule, outside autograd.
 //
+// Devices: the optimizer holds the parameters' handles, so a model moved with Module::to
+// (which keeps each parameter's TensorImpl) is seen by an optimizer made before the move;
+// state tensors live on their parameter's device and follow it when it moves. Creating the
+// optimizer after the move is still the cheaper order (nothing to move at the first step).
+//
 // Per-parameter state (momentum buffers, Adam moments, step counts) is kept as named
 // tensors: state_dict() lists them as "<index>.<key>", where <index> numbers parameters
 // across groups in order (torch's numbering), and load_state_dict() puts them back, so a
@@ -73,6 +78,9 @@ class Optimizer {
 
  private:
   void prepare(ParamGroup& group) const;
+  // Moves a parameter's state tensors to `device` when the parameter has moved since they
+  // were made (Module::to after some steps); "step" is a host counter and stays.
+  static void follow_device(ParamState& state, Device device);
   size_t num_params() const;
 
   std::string name_;

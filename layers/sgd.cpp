@@ -1,5 +1,11 @@
 #include "layers/sgd.h"
 
+#include "autograd/op_util.h"
+
+#ifdef MINIDL_WITH_CUDA
+#include "kernels/cuda/optim.h"
+#endif
+
 namespace minidl {
 
 namespace {
@@ -56,9 +62,24 @@ void SGD::update(const ParamGroup& group, Tensor& p, const Tensor& grad, ParamSt
   if (use_momentum) {
     auto it = state.find("momentum_buffer");
     first = it == state.end();
-    if (first) it = state.emplace("momentum_buffer", Tensor::empty(p.shape(), p.dtype())).first;
+    // The buffer lives beside the parameter (on its device); the first step sets it.
+    if (first) it = state.emplace("momentum_buffer", Tensor::empty(p.shape(), p.dtype(), p.device())).first;
     buf = it->second;
   }
+#ifdef MINIDL_WITH_CUDA
+  if (p.device() == Device::CUDA) {
+    detail::check_cuda_float32("SGD::step", p, "parameter");
+    cuda::SgdScalars k;
+    k.lr = float(group.lr);
+    k.weight_decay = float(group.weight_decay);
+    k.momentum = float(options.momentum);
+    k.keep = float(1.0 - options.dampening);
+    k.first = first;
+    k.nesterov = options.nesterov;
+    cuda::sgd_step_f32(p.data<float>(), grad.data<float>(), use_momentum ? buf.data<float>() : nullptr, p.numel(), k);
+    return;
+  }
+#endif
   dispatch_float(p.dtype(), "SGD::step", [&](auto tag) {
     using T = decltype(tag);
     sgd_pass<T>(p.data<T>(), grad.data<T>(), use_momentum ? buf.data<T>() : nullptr, p.numel(), T(group.lr),

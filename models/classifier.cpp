@@ -94,6 +94,8 @@ Classifier::Classifier(const std::string& model_path, const ClassifierOptions& o
   load_strict(*model_, contents, model_path,
               detail::concat(arch_, " (", arch_from, ") with ", num_classes_, " classes (", classes_from, ")"));
   model_->eval();
+  device_ = options.device;
+  model_->to(device_);
 }
 
 std::string Classifier::class_name(int64_t k) const {
@@ -110,8 +112,8 @@ Image Classifier::fit(const Image& img) const {
 
 std::vector<std::vector<double>> Classifier::predict(const std::vector<Image>& images) const {
   NoGradGuard no_grad;
-  Tensor batch = images_to_batch(images, img_size_, mean_.data(), stddev_.data());
-  Tensor logits = model_->forward(batch);
+  Tensor batch = images_to_batch(images, img_size_, mean_.data(), stddev_.data()).to(device_);
+  Tensor logits = model_->forward(batch).to(Device::CPU);
   return softmax_rows(logits.to_vector<float>(), int64_t(images.size()), num_classes_);
 }
 

@@ -37,6 +37,9 @@ struct ClassifierOptions {
   // One class name per line (surrounding blanks trimmed, a trailing newline allowed). When
   // given, it overrides the checkpoint's names: an explicit choice beats a stored one.
   std::string classes_file;
+  // Where the network runs (the caller resolves a request first, see tensor/device.h).
+  // Decoding and the softmax stay on the host; only the batch goes up and the logits back.
+  Device device = Device::CPU;
 };
 
 // Input sizes: the default when neither the options nor the checkpoint say, and the range
@@ -63,6 +66,7 @@ class Classifier {
   // A CSV column title for class k: its name, or "class_<k>" when unnamed.
   std::string column_name(int64_t k) const;
   ResNet& model() const { return *model_; }
+  Device device() const { return device_; }
 
   // Resizes a decoded image to the network's input (a copy when already that size). Doing
   // this right after decoding keeps at most one full-size image in memory at a time.
@@ -77,6 +81,7 @@ class Classifier {
   std::array<float, 3> mean_{}, stddev_{};
   std::vector<std::string> names_;
   std::string names_source_;
+  Device device_ = Device::CPU;
   std::shared_ptr<ResNet> model_;
 };
 

@@ -204,7 +204,6 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
                  "'");
     MINIDL_CHECK(!header.contains(name), "save_safetensors: ", path, ": tensor name '", name, "' appears twice");
     MINIDL_CHECK(t.defined(), "save_safetensors: ", path, ": tensor '", name, "' is undefined");
-    MINIDL_CHECK(t.device() == Device::CPU, "save_safetensors: ", path, ": tensor '", name, "' is not on the cpu");
     const char* dt = t.dtype() == DType::Float32 ? "F32" : t.dtype() == DType::Float64 ? "F64"
                      : t.dtype() == DType::Int64 ? "I64" : nullptr;
     MINIDL_CHECK(dt != nullptr, "save_safetensors: ", path, ": tensor '", name, "' has dtype ", dtype_name(t.dtype()),
@@ -212,7 +211,9 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     const uint64_t nbytes = uint64_t(t.numel()) * dtype_size(t.dtype());
     header[name] = {{"dtype", dt}, {"shape", t.shape()}, {"data_offsets", {at, at + nbytes}}};
     at += nbytes;
-    contiguous.push_back(t.is_contiguous() ? t : t.detach().contiguous());
+    // A tensor on the GPU is copied to the host first: the file is the same either way.
+    const Tensor host = t.device() == Device::CPU ? t : t.detach().to(Device::CPU);
+    contiguous.push_back(host.is_contiguous() ? host : host.detach().contiguous());
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // pad so the data section starts 8-byte aligned

@@ -37,7 +37,8 @@ constexpr uint64_t kSafetensorsMaxHeader = 100u << 20;
 
 SafetensorsContents load_safetensors(const std::string& path);
 
-// Writes float32 / float64 / int64 tensors (any strides) with optional metadata. The file is
+// Writes float32 / float64 / int64 tensors (any strides, any device: GPU tensors are copied
+// to the host) with optional metadata. The file is
 // written to "<path>.tmp" and renamed over `path` only when complete, so a crash never
 // leaves a half-written checkpoint under the real name. Names must be unique and non-empty.
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

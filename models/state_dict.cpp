@@ -22,11 +22,15 @@ bool dtype_compatible(DType model, DType source) {
   return is_floating_compute(model) && is_floating_compute(source);
 }
 
-// Converts to the model's dtype (a float32 file into a float64 model, say) and copies in
-// place, so every handle to the model's tensor sees the new values.
+// Converts to the model's dtype (a float32 file into a float64 model, say) and device (a
+// file read on the host into a model on the GPU), then copies in place, so every handle to
+// the model's tensor sees the new values. The dtype changes on the host side of the move.
 void copy_into(Tensor& dst, const Tensor& src) {
   NoGradGuard no_grad;
-  copy_(dst, src.detach().to(dst.dtype()));
+  Tensor s = src.detach();
+  if (s.device() == Device::CPU) s = s.to(dst.dtype()).to(dst.device());
+  else s = s.to(dst.device()).to(dst.dtype());
+  copy_(dst, s);
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 //
 // Strict loading (the default) first compares the whole source with the model: every
 // missing key, unexpected key and shape or dtype mismatch is collected, and if there is
-// any, one error lists them all and the model is left untouched. Silent partial loads are
+// any, one error lists them all and the model is left untouched. The source may live on any
+// device: each tensor is copied onto the model tensor's device (a file into a GPU model). Silent partial loads are
 // the classic bug of this field. Non-strict loading copies what matches and reports the rest.
 #pragma once
 #include <map>

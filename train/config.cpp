@@ -53,11 +53,12 @@ void for_each_field(Config& c, F&& f) {
 }
 
 // Settings a resumed run may change freely: they steer the machinery, not the numbers.
+// (threads and device do change the rounding; the trainer warns about those.)
 // The split settings are here because a resumed run always rereads OUT/split.json.
 const std::set<std::string> kFreeOnResume = {
     "threads",    "out",         "resume",      "workers",       "checkpoint_every", "stop_after_batches",
     "top_losses", "progress",    "lr_find",     "lr_find_start", "lr_find_end",      "lr_find_iters",
-    "split_file", "split_seed"};
+    "split_file", "split_seed", "device"};
 
 template <class T>
 std::string show(const T& v) {
@@ -126,9 +127,6 @@ void validate_config(const TrainConfig& c) {
   MINIDL_CHECK(c.stop_after_batches >= 0, "--stop-after-batches must be >= 0, got ", c.stop_after_batches);
   MINIDL_CHECK(c.top_losses >= 0, "--top-losses must be >= 0, got ", c.top_losses);
   MINIDL_CHECK(c.device == "cpu" || c.device == "cuda", "--device must be cpu or cuda, got '", c.device, "'");
-  MINIDL_CHECK(c.device != "cuda",
-               "--device cuda: the CUDA backend is not built yet; this version of minidl trains on the CPU only "
-               "(use --device cpu)");
   MINIDL_CHECK(c.lr_find_start > 0 && c.lr_find_end > c.lr_find_start,
                "--lr-find-start/--lr-find-end: need 0 < start < end, got ", c.lr_find_start, " and ", c.lr_find_end);
   MINIDL_CHECK(c.lr_find_iters >= 5, "--lr-find-iters must be >= 5, got ", c.lr_find_iters);

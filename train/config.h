@@ -37,14 +37,15 @@ struct TrainConfig {
   int freeze_epochs = 0;         // head-only epochs first (needs --weights to make sense)
   double backbone_lr_mult = 0.1; // after unfreezing, the backbone learns at lr * this
   uint64_t seed = 0;             // model init, shuffling, augmentation
-  // ---- machinery (these may change on --resume without breaking exactness, except threads)
+  // ---- machinery (these may change on --resume without breaking exactness, except threads
+  //      and device, which change the rounding)
   int threads = 0;               // 0: OpenMP's default
   std::string out;               // run folder
   bool resume = false;
   int64_t max_batches = 0;       // >0: cap batches per epoch (train, val and test) for smoke runs
   int64_t checkpoint_every = 0;  // >0: also write last.safetensors every N training batches
   int64_t stop_after_batches = 0;  // >0: stop (as if killed) after N training batches of this process
-  std::string device = "cpu";
+  std::string device = "cpu";    // cpu | cuda; the trainer records the one it actually ran on
   int top_losses = 16;           // worst test predictions listed and shown in the report
   bool progress = true;          // live progress line and cache progress bar
   // ---- learning-rate finder
@@ -64,8 +65,8 @@ void validate_config(const TrainConfig& c);
 
 // The settings that, if changed, make a resumed run differ from an uninterrupted one:
 // one line per differing setting, "batch_size: checkpoint 32, now 16". Empty when the run
-// may continue. `threads` is not listed (it is a warning: results then match only to
-// rounding), nor are out, resume, progress, workers, checkpoint_every, stop_after_batches,
+// may continue. `threads` and `device` are not listed (they are warnings: results then match
+// only to rounding), nor are out, resume, progress, workers, checkpoint_every, stop_after_batches,
 // top_losses or the lr-finder settings.
 std::vector<std::string> resume_conflicts(const TrainConfig& saved, const TrainConfig& now);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "autograd/grad_mode.h"
+#include "datasets/device_upload.h"
 #include "tensor/error.h"
 #include "train/epoch_progress.h"
 
@@ -22,11 +23,13 @@ EvalResult evaluate(Module& model, DataLoader& loader, int64_t num_classes, int6
   EpochProgress bar(label, batches, 0, progress && isatty(fileno(stderr)));
   double loss_sum = 0;
   int64_t correct = 0;
+  DeviceUploader uploader(model.device());  // batches go where the model is
   loader.start_epoch(0);
   for (int64_t b = 0; b < batches; ++b) {
     std::optional<Batch> batch = loader.next();
     MINIDL_CHECK(batch.has_value(), "evaluate: the loader ended after ", b, " of ", batches, " batches");
-    const Tensor logits = model.forward(batch->images).contiguous();
+    // Scored on the host: one copy of the logits back per batch (none on the cpu).
+    const Tensor logits = model.forward(uploader.upload(batch->images)).to(Device::CPU).contiguous();
     MINIDL_CHECK(logits.dim() == 2 && logits.size(1) == num_classes, "evaluate: the model gave logits of shape ",
                  shape_str(logits.shape()), "; expected [N, ", num_classes, "]");
     const Tensor l32 = logits.dtype() == DType::Float32 ? logits : logits.to(DType::Float32);

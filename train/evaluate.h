@@ -21,6 +21,7 @@ struct EvalResult {
 
 // Evaluates `loader`'s epoch 0 (unshuffled loaders give the same order every epoch), at
 // most `max_batches` batches when > 0. The model's train/eval mode is restored afterwards.
+// Runs on the model's device (Module::device()); the scores are computed on the host.
 // A progress line labelled `label` goes to stderr when `progress`.
 EvalResult evaluate(Module& model, DataLoader& loader, int64_t num_classes, int64_t max_batches = 0,
                     bool progress = false, const std::string& label = "eval");

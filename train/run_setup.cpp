@@ -112,6 +112,8 @@ ModelSetup build_model(const TrainConfig& c, int64_t num_classes, bool load_weig
     log << "weights: none given (--weights): training " << c.arch << " from scratch (random init, seed " << c.seed
         << ")\n";
   }
+  // Onto the run's device before the optimizer is made, so its state is born there.
+  s.model->to(resolve_device(parse_device(c.device)));
   NamedTensors head, body;
   for (auto& [name, t] : s.model->named_parameters()) (name.rfind("fc.", 0) == 0 ? head : body).emplace_back(name, t);
   for (auto& [name, t] : body) s.backbone.push_back(t);

@@ -43,7 +43,8 @@ struct ModelSetup {
 // The model (seeded with config.seed; --weights loaded with the head replaced, its notice on
 // `log`, or a from-scratch notice), and an optimizer with four groups: backbone and head,
 // each split into decay (>= 2-D kernels) and no_decay (biases, BN). The backbone's lr is
-// lr * backbone_lr_mult when freeze_epochs > 0, else lr.
+// lr * backbone_lr_mult when freeze_epochs > 0, else lr. The model is moved to
+// config.device (resolved: cuda without a GPU means the cpu) before the optimizer is made.
 ModelSetup build_model(const TrainConfig& config, int64_t num_classes, bool load_weights, std::ostream& log);
 
 // Freezing stops gradients at the backbone: its parameters stop requiring grad, so backward

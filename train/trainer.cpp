@@ -7,6 +7,7 @@
 #include <ostream>
 
 #include "autograd/ops.h"
+#include "datasets/device_upload.h"
 #include "models/state_dict.h"
 #include "tensor/error.h"
 #include "tensor/parallel.h"
@@ -29,15 +30,19 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Threads first (validation and the saved config see the count actually used), then checks.
+// Threads first (validation and the saved config see the count actually used), then checks,
+// then the device: cuda without a GPU (or without the backend) runs on the cpu after one
+// message, and the config records the device actually used.
 void prepare_config(TrainConfig& c) {
   if (c.threads > 0) set_num_threads(c.threads);
   c.threads = get_num_threads();
   validate_config(c);
+  c.device = device_name(resolve_device(parse_device(c.device)));
 }
 
+// logits on any device (read back to the host once), labels on the host.
 int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  const Tensor l = logits.detach().contiguous();
+  const Tensor l = logits.detach().to(Device::CPU).contiguous();
   const std::vector<float> v = l.to_vector<float>();
   const std::vector<int64_t> y = labels.to_vector<int64_t>();
   const int64_t k = l.size(1);
@@ -55,7 +60,7 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
 std::string first_non_finite(const Module& m) {
   for (const auto& [name, t] : m.state_dict()) {
     if (t.dtype() == DType::Float32) {
-      const Tensor c = t.contiguous();
+      const Tensor c = t.detach().to(Device::CPU).contiguous();
       const float* p = c.data<float>();
       for (int64_t i = 0; i < c.numel(); ++i)
         if (!std::isfinite(p[i])) return name;
@@ -94,6 +99,9 @@ TrainState check_resume(const TrainConfig& c, const std::string& last, std::ostr
   }
   if (info.config.threads != c.threads)
     log << "warning: the checkpoint ran on " << info.config.threads << " threads, this run on " << c.threads
+        << ": the result will match an uninterrupted run only to rounding, not bit for bit\n";
+  if (info.config.device != c.device)
+    log << "warning: the checkpoint ran on " << info.config.device << ", this run on " << c.device
         << ": the result will match an uninterrupted run only to rounding, not bit for bit\n";
   return info.state;
 }
@@ -134,7 +142,10 @@ TrainOutcome train_model(TrainConfig c, std::ostream& log, const std::atomic<boo
   const int64_t steps = data.steps_per_epoch;
   log << c.arch << ": " << c.epochs << " epochs of " << steps << " batches of " << c.batch_size << " at "
       << c.img_size << "x" << c.img_size << ", " << c.optimizer << " lr " << c.lr << " (" << c.schedule
-      << "), " << c.threads << (c.threads == 1 ? " thread\n" : " threads\n");
+      << "), " << c.threads << (c.threads == 1 ? " thread" : " threads");
+  if (c.device != "cpu") log << ", on " << c.device << " (" << cuda_status() << ")";
+  log << "\n";
+  DeviceUploader uploader(parse_device(c.device));
 
   TrainOutcome outcome;
   // A stop on a non-finite value leaves OUT/last.safetensors as it was: the last good state.
@@ -192,8 +203,8 @@ TrainOutcome train_model(TrainConfig c, std::ostream& log, const std::atomic<boo
     while (st.batch < steps) {
       std::optional<Batch> batch = data.train->next();
       MINIDL_CHECK(batch.has_value(), "training loader ended after ", st.batch, " of ", steps, " batches");
-      const Tensor logits = ms.model->forward(batch->images);
-      const Tensor loss = cross_entropy(logits, batch->labels, c.label_smoothing);
+      const Tensor logits = ms.model->forward(uploader.upload(batch->images));
+      const Tensor loss = cross_entropy(logits, uploader.upload(batch->labels), c.label_smoothing);
       const double value = loss.item();
       if (!std::isfinite(value))
         return diverged(std::string("the loss became ") + (std::isnan(value) ? "NaN" : "infinite") + " at epoch " +
@@ -292,6 +303,7 @@ LrFindResult run_lr_finder(TrainConfig c, std::ostream& log) {
   o.iters = c.lr_find_iters;
   if (c.max_batches > 0) o.iters = int(std::min<int64_t>(o.iters, std::max<int64_t>(c.max_batches, 2)));
   log << "lr finder: " << o.iters << " batches, lr " << o.start_lr << " .. " << o.end_lr << " (log scale)\n";
+  DeviceUploader uploader(parse_device(c.device));
   EpochProgress bar("lr finder", o.iters, 0, c.progress);
   int done = 0;
   auto step = [&](double lr) {
@@ -302,8 +314,8 @@ LrFindResult run_lr_finder(TrainConfig c, std::ostream& log) {
       data.train->start_epoch(++epoch);
       batch = data.train->next();
     }
-    const Tensor logits = ms.model->forward(batch->images);
-    const Tensor loss = cross_entropy(logits, batch->labels, c.label_smoothing);
+    const Tensor logits = ms.model->forward(uploader.upload(batch->images));
+    const Tensor loss = cross_entropy(logits, uploader.upload(batch->labels), c.label_smoothing);
     const double value = loss.item();
     if (std::isfinite(value)) {
       ms.optimizer->zero_grad();
