@@ -189,8 +189,8 @@ void copy_(Tensor& dst, const Tensor& src) {
   }
 #ifdef MINIDL_WITH_CUDA
   if (dst.device() == Device::CUDA) {
-    cuda::strided_copy(src.raw_data(), dst.raw_data(), dtype_size(dst.dtype()), dst.numel(),
-                       cuda::make_offset_map<2>(dst.shape(), {src.strides(), dst.strides()}, "copy_"));
+    cuda::strided_copy(src.raw_data(), src.strides(), dst.raw_data(), dst.strides(), dst.shape(),
+                       dtype_size(dst.dtype()));
     return;
   }
 #endif

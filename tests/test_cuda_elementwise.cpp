@@ -248,13 +248,13 @@ TEST_CASE("cuda copy_: strided copies within the gpu for float32, float64 and in
   for (DType dt : {DType::Float32, DType::Float64, DType::Int64}) {
     INFO("dtype " << dtype_name(dt));
     const Tensor src = (randn({4, 4}) * 100.0).to(dt);
-    Tensor dc = zeros({4, 10}, dt), dg = zeros({4, 10}, dt, Device::CUDA);
+    Tensor dc = zeros({4, 10}, dt), dg = dc.to(Device::CUDA);
     Tensor wc = dc.slice(1, 1, 9, 2), wg = dg.slice(1, 1, 9, 2);  // [4,4] with stride 2
     copy_(wc, src.transpose(0, 1));
     copy_(wg, src.to(Device::CUDA).transpose(0, 1));
     check_same_values(dg, dc);
     // Contiguous to contiguous (the plain device-to-device path).
-    Tensor all = zeros({4, 4}, dt, Device::CUDA);
+    Tensor all = zeros({4, 4}, dt).to(Device::CUDA);
     copy_(all, src.to(Device::CUDA));
     check_same_values(all, src);
   }
@@ -358,11 +358,24 @@ TEST_CASE("cuda ops: device and dtype mismatches are clear errors") {
   CHECK_ERROR_MENTIONS(add(g64, g64), "add", "float32");
   CHECK_ERROR_MENTIONS(exp(g64), "exp", "float32");
   CHECK_ERROR_MENTIONS(sum(g64), "sum", "float32");
-  // Nine dims that cannot be merged exceed what the kernels index.
-  const Shape nine(9, 2);
-  const Tensor deep = randn(nine).to(Device::CUDA).permute({8, 7, 6, 5, 4, 3, 2, 1, 0});
+  // Nine dims that cannot be merged exceed what the compute kernels index; contiguous()
+  // (which the message suggests) copies any depth.
+  const Tensor deep = randn(Shape(9, 2)).to(Device::CUDA).permute({8, 7, 6, 5, 4, 3, 2, 1, 0});
   CHECK_ERROR_MENTIONS(neg(deep), "neg", "at most 8");
   CHECK(neg(deep.contiguous()).dim() == 9);
+}
+
+TEST_CASE("cuda copy_ and contiguous: layouts deeper than the kernels' 8 dims go slab by slab") {
+  MINIDL_REQUIRE_GPU();
+  const Tensor x = randn(Shape{2, 3, 2, 3, 2, 3, 2, 3, 2, 3});  // 10 dims, none mergeable once reversed
+  const std::vector<int64_t> reverse = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0};
+  check_same_values(x.to(Device::CUDA).permute(reverse).contiguous(), x.permute(reverse).contiguous());
+  Tensor dc = zeros(Shape{3, 2, 3, 2, 3, 2, 3, 2, 3, 2}), dg = dc.to(Device::CUDA);
+  Tensor wc = dc.permute({1, 0, 3, 2, 5, 4, 7, 6, 9, 8}), wg = dg.permute({1, 0, 3, 2, 5, 4, 7, 6, 9, 8});
+  copy_(wc, x);  // into a strided destination
+  copy_(wg, x.to(Device::CUDA));
+  check_same_values(dg, dc);
+  check_parity([&](const auto& v) { return v[0].permute(reverse).reshape({-1}) * 2.0; }, {x});
 }
 
 TEST_CASE("cuda elementwise and sum: int64 index math past 2^31 elements") {

@@ -76,8 +76,10 @@ void launch_cast(const A* src, B* dst, int64_t n, const OffsetMap<1>& map, const
 
 }  // namespace
 
-void strided_copy(const void* src, void* dst, size_t elem_size, int64_t n, const OffsetMap<2>& map) {
-  if (n <= 0) return;
+namespace {
+// One launch over at most kMaxDims merged dims.
+void copy_slab(const void* src, void* dst, size_t elem_size, const OffsetMap<2>& map) {
+  const int64_t n = map.numel();
   // Both sides contiguous (one merged dim of stride 1): a plain device-to-device copy.
   if (map.ndim == 1 && map.strides[0][0] == 1 && map.strides[1][0] == 1) {
     copy_device_to_device(dst, src, size_t(n) * elem_size);
@@ -100,6 +102,35 @@ void strided_copy(const void* src, void* dst, size_t elem_size, int64_t n, const
     default: throw Error(detail::concat("strided_copy: element size ", elem_size, " is not 2, 4 or 8 bytes"));
   }
   MINIDL_CUDA_CHECK_LAUNCH("copy_kernel");
+}
+}  // namespace
+
+void strided_copy(const void* src, const std::vector<int64_t>& src_strides, void* dst,
+                  const std::vector<int64_t>& dst_strides, const std::vector<int64_t>& shape, size_t elem_size) {
+  std::vector<int64_t> sizes = shape, ss = src_strides, ds = dst_strides;
+  MINIDL_CHECK(ss.size() == sizes.size() && ds.size() == sizes.size(), "strided_copy: strides for ", ss.size(),
+               " and ", ds.size(), " dims given for shape ", shape_str(shape));
+  cpu::coalesce_dims(sizes, {&ss, &ds});
+  // The leading `outer` dims (none unless the layout is deeper than kMaxDims) are walked here,
+  // one launch per index, the rest by the kernel.
+  const size_t outer = sizes.size() > size_t(kMaxDims) ? sizes.size() - kMaxDims : 0;
+  const std::vector<int64_t> inner(sizes.begin() + outer, sizes.end());
+  const auto map = make_offset_map<2>(inner, {std::vector<int64_t>(ss.begin() + outer, ss.end()),
+                                              std::vector<int64_t>(ds.begin() + outer, ds.end())},
+                                      "strided_copy");
+  int64_t slabs = 1;
+  for (size_t d = 0; d < outer; ++d) slabs *= sizes[d];
+  for (int64_t k = 0; k < slabs; ++k) {
+    int64_t rest = k, so = 0, dof = 0;
+    for (size_t d = outer; d-- > 0;) {
+      const int64_t i = rest % sizes[d];
+      rest /= sizes[d];
+      so += i * ss[d];
+      dof += i * ds[d];
+    }
+    const int64_t bytes = int64_t(elem_size);
+    copy_slab(static_cast<const char*>(src) + so * bytes, static_cast<char*>(dst) + dof * bytes, elem_size, map);
+  }
 }
 
 void cast(DType from, const void* src, DType to, void* dst, int64_t n, const OffsetMap<1>& map, const char* op) {

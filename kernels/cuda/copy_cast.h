@@ -3,15 +3,19 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cuda/elementwise.h"
 #include "tensor/dtype.h"
 
 namespace minidl::cuda {
 
-// dst[offset 1 of i] = src[offset 0 of i] for i < n, moving elem_size bytes (2, 4 or 8)
-// per element: a layout change for any dtype of that size.
-void strided_copy(const void* src, void* dst, size_t elem_size, int64_t n, const OffsetMap<2>& map);
+// dst = src element by element over `shape`, each side with its own strides (in elements),
+// moving elem_size bytes (2, 4 or 8) per element: a layout change for any dtype of that size.
+// Any number of dims: layouts deeper than kMaxDims (after merging) are copied one slab of
+// the leading dims at a time, so contiguous() works on every tensor.
+void strided_copy(const void* src, const std::vector<int64_t>& src_strides, void* dst,
+                  const std::vector<int64_t>& dst_strides, const std::vector<int64_t>& shape, size_t elem_size);
 
 // dst[i] = (to) src[offset of i] for i < n; dst contiguous; from/to each float32, float64
 // or int64. Float -> int64 truncates toward zero (as C++ and PyTorch do); a NaN, infinite
