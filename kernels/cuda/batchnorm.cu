@@ -42,28 +42,6 @@ __device__ void block_sum2(double& a, double& b) {
   __syncthreads();  // sa/sb are reused by the block's next work item
 }
 
-// Walks channel c's values j = j0, j0 + step, ... of x viewed as [N, C, HW]. Value j sits at
-// n = j / HW, i = j % HW, offset (n C + c) HW + i; the division happens once, each step adds
-// the precomputed quotient and remainder of step / HW.
-struct ChannelWalk {
-  int64_t off, i, HW, CHW, jump, di;
-  __device__ ChannelWalk(int64_t c, int64_t C, int64_t hw, int64_t j0, int64_t step)
-      : HW(hw), CHW(C * hw), di(step % hw) {
-    const int64_t n = j0 / HW;
-    i = j0 % HW;
-    off = (n * C + c) * HW + i;
-    jump = (step / HW) * CHW + di;
-  }
-  __device__ void next() {
-    off += jump;
-    i += di;
-    if (i >= HW) {  // one more row: the next sample's block of this channel
-      i -= HW;
-      off += CHW - HW;
-    }
-  }
-};
-
 // Per-element terms of the forward statistics: d = x - K and d^2, K the channel's first value.
 struct StatsTerms {
   const float* x;

@@ -13,6 +13,15 @@
 #pragma once
 #include <cstdint>
 
+// Index math shared by the kernels and the CPU tests: __host__ __device__ under nvcc.
+#ifndef MINIDL_HD
+#ifdef __CUDACC__
+#define MINIDL_HD __host__ __device__
+#else
+#define MINIDL_HD
+#endif
+#endif
+
 namespace minidl::cuda {
 
 // Writes y (and the saved mean and invstd); updates running_mean/var when non-null.
@@ -52,5 +61,25 @@ inline ChannelSplit plan_channel_split(int64_t C, int64_t M) {
   const int64_t chunk = (M + s - 1) / s;
   return {(M + chunk - 1) / chunk, chunk};
 }
+
+// Walks channel c's values j = j0, j0 + step, ... of x viewed as [N, C, HW]: value j sits at
+// n = j / HW, i = j % HW, offset (n C + c) HW + i. The division happens once; each step adds
+// the precomputed quotient and remainder of step / HW (a GPU divides 64-bit integers slowly).
+struct ChannelWalk {
+  int64_t off, i, HW, CHW, jump, di;
+  MINIDL_HD ChannelWalk(int64_t c, int64_t C, int64_t hw, int64_t j0, int64_t step)
+      : off(0), i(j0 % hw), HW(hw), CHW(C * hw), jump(0), di(step % hw) {
+    off = ((j0 / hw) * C + c) * hw + i;
+    jump = (step / hw) * CHW + di;
+  }
+  MINIDL_HD void next() {
+    off += jump;
+    i += di;
+    if (i >= HW) {  // one more row: the next sample's block of this channel
+      i -= HW;
+      off += CHW - HW;
+    }
+  }
+};
 
 }  // namespace minidl::cuda
