@@ -34,13 +34,16 @@ struct OffsetMap {
   int64_t sizes[kMaxDims] = {};
   int64_t strides[N][kMaxDims] = {};
 
+  // linear must be below numel(): then what is left of it at dim 0 is that dim's index
+  // without a division (a one-dim map, e.g. any contiguous tensor, divides nothing).
   MINIDL_HD void offsets(int64_t linear, int64_t (&out)[N]) const {
     for (int k = 0; k < N; ++k) out[k] = 0;
-    for (int d = ndim - 1; d >= 0; --d) {
+    for (int d = ndim - 1; d >= 1; --d) {
       const int64_t i = linear % sizes[d];
       linear /= sizes[d];
       for (int k = 0; k < N; ++k) out[k] += i * strides[k][d];
     }
+    for (int k = 0; k < N; ++k) out[k] += linear * strides[k][0];
   }
   // The offset of operand 0 alone (the common one-operand case).
   MINIDL_HD int64_t offset(int64_t linear) const {
