@@ -1,31 +1,61 @@
-// matmul and linear, on the GEMM kernel.
+// matmul and linear, on the GEMM kernel (the CPU's, or cuBLAS for tensors on the GPU).
 //   C = A B:        dA = dC B^T,  dB = A^T dC
 //   y = x W^T + b:  dx = dy W,    dW = dy^T x,  db = sum_n dy
 #include "autograd/op_util.h"
 #include "kernels/cpu/gemm.h"
+#ifdef MINIDL_WITH_CUDA
+#include "kernels/cuda/bias.h"
+#include "kernels/cuda/cublas_gemm.h"
+#endif
 
 namespace minidl {
 
 using namespace detail;
 
 namespace {
-// out[M,N] = op(a) op(b) with op = transpose where asked; a, b contiguous 2-D.
+// out[M,N] = op(a) op(b) with op = transpose where asked; a, b contiguous 2-D, on one device.
 Tensor gemm_op(const Tensor& a, bool ta, const Tensor& b, bool tb) {
   const int64_t M = ta ? a.size(1) : a.size(0), K = ta ? a.size(0) : a.size(1);
   const int64_t N = tb ? b.size(0) : b.size(1);
-  Tensor out = Tensor::empty({M, N}, a.dtype());
+  Tensor out = Tensor::empty({M, N}, a.dtype(), a.device());
+#ifdef MINIDL_WITH_CUDA
+  if (a.device() == Device::CUDA) {
+    cuda::cublas_sgemm(ta, tb, M, N, K, 1.f, a.data<float>(), a.size(1), b.data<float>(), b.size(1), 0.f,
+                       out.data<float>(), N);
+    return out;
+  }
+#endif
   dispatch_float(a.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
     cpu::gemm<T>(ta, tb, M, N, K, T(1), a.data<T>(), a.size(1), b.data<T>(), b.size(1), T(0), out.data<T>(), N);
   });
   return out;
 }
+
+// out[n, f] += b[f]; out and b contiguous, on one device.
+void add_bias_rows(Tensor& out, const Tensor& b) {
+  const int64_t N = out.size(0), F = out.size(1);
+#ifdef MINIDL_WITH_CUDA
+  if (out.device() == Device::CUDA) {
+    cuda::bias_add(out.data<float>(), b.data<float>(), N, F, 1);
+    return;
+  }
+#endif
+  dispatch_float(out.dtype(), "linear", [&](auto tag) {
+    using T = decltype(tag);
+    T* o = out.data<T>();
+    const T* bb = b.data<T>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t f = 0; f < F; ++f) o[n * F + f] += bb[f];
+  });
+}
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  check_cpu("matmul", {&a, &b});
+  const Device dev = common_device("matmul", {&a, &b});
   check_float("matmul", a);
   check_same_dtype("matmul", a, b);
+  if (dev == Device::CUDA) check_cuda_float32("matmul", a);
   check_dim("matmul", a, 2, "first input");
   check_dim("matmul", b, 2, "second input");
   MINIDL_CHECK(a.size(1) == b.size(0), "matmul: inner sizes differ: ", shape_str(a.shape()), " x ",
@@ -41,9 +71,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  check_cpu("linear", {&x, &weight, &bias});
+  const Device dev = common_device("linear", {&x, &weight, &bias});
   check_float("linear", x);
   check_same_dtype("linear", x, weight, "input", "weight");
+  if (dev == Device::CUDA) check_cuda_float32("linear", x);
   check_dim("linear", x, 2, "input");
   check_dim("linear", weight, 2, "weight");
   MINIDL_CHECK(x.size(1) == weight.size(1), "linear: input ", shape_str(x.shape()), " has ", x.size(1),
@@ -55,17 +86,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   }
   Tensor px = plain(x), pw = plain(weight);
   Tensor out = gemm_op(px, false, pw, true);
-  if (bias.defined()) {
-    Tensor pb = plain(bias);
-    dispatch_float(x.dtype(), "linear", [&](auto tag) {
-      using T = decltype(tag);
-      T* o = out.data<T>();
-      const T* bb = pb.data<T>();
-      const int64_t N = out.size(0), F = out.size(1);
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t f = 0; f < F; ++f) o[n * F + f] += bb[f];
-    });
-  }
+  if (bias.defined()) add_bias_rows(out, plain(bias));
   if (!needs_grad({&x, &weight, &bias})) return out;
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   const bool need_b = bias.defined() && bias.requires_grad();

@@ -95,12 +95,13 @@ void col2im_gpu(const cpu::ConvGeom& g, const float* col, int64_t count, float* 
   MINIDL_CUDA_CHECK_LAUNCH("col2im_kernel");
 }
 
-void conv_own_forward(const cpu::ConvGeom& g, const float* x, const float* w, const float* bias, float* y) {
+void conv_own_forward(const cpu::ConvGeom& g, const float* x, const float* w, const float* bias, float* y,
+                      int64_t workspace_bytes) {
   const int64_t K = g.col_rows(), P = g.col_cols(), xs = g.C * g.H * g.W, ys = g.O * P;
   if (g.pointwise()) {  // y_n = W x_n, every sample in one batched launch
     gemm_tiled_batched(false, false, g.O, P, K, 1.f, w, K, 0, x, P, xs, 0.f, y, P, ys, g.N);
   } else {
-    const int64_t chunk = conv_own_chunk(g);
+    const int64_t chunk = conv_own_chunk(g, workspace_bytes);
     Workspace col(std::min(chunk, g.N) * K * P);
     for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
       const int64_t cn = std::min(chunk, g.N - n0);
@@ -111,13 +112,14 @@ void conv_own_forward(const cpu::ConvGeom& g, const float* x, const float* w, co
   if (bias) bias_add(y, bias, g.N, g.O, P);
 }
 
-void conv_own_backward_input(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx) {
+void conv_own_backward_input(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx,
+                             int64_t workspace_bytes) {
   const int64_t K = g.col_rows(), P = g.col_cols(), xs = g.C * g.H * g.W, ys = g.O * P;
   if (g.pointwise()) {  // dx_n = W^T dy_n
     gemm_tiled_batched(true, false, K, P, g.O, 1.f, w, K, 0, dy, P, ys, 0.f, dx, P, xs, g.N);
     return;
   }
-  const int64_t chunk = conv_own_chunk(g);
+  const int64_t chunk = conv_own_chunk(g, workspace_bytes);
   Workspace col(std::min(chunk, g.N) * K * P);
   for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
     const int64_t cn = std::min(chunk, g.N - n0);
@@ -126,7 +128,8 @@ void conv_own_backward_input(const cpu::ConvGeom& g, const float* dy, const floa
   }
 }
 
-void conv_own_backward_weight(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
+void conv_own_backward_weight(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
+                              int64_t workspace_bytes) {
   const int64_t K = g.col_rows(), P = g.col_cols(), xs = g.C * g.H * g.W, ys = g.O * P;
   if (db) bias_grad(dy, db, g.N, g.O, P);
   if (!dw) return;
@@ -143,7 +146,7 @@ void conv_own_backward_weight(const cpu::ConvGeom& g, const float* dy, const flo
     for (int64_t n = 0; n < g.N; ++n) accumulate(n, x + n * xs);
     return;
   }
-  const int64_t chunk = conv_own_chunk(g);
+  const int64_t chunk = conv_own_chunk(g, workspace_bytes);
   Workspace col(std::min(chunk, g.N) * K * P);
   for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
     const int64_t cn = std::min(chunk, g.N - n0);

@@ -27,12 +27,16 @@ inline int64_t conv_own_chunk(const cpu::ConvGeom& g, int64_t max_bytes = kConvO
   return std::clamp<int64_t>(max_bytes / per_sample, 1, std::max<int64_t>(g.N, 1));
 }
 
-// y = conv(x, w) + bias (bias may be nullptr); y overwritten.
-void conv_own_forward(const cpu::ConvGeom& g, const float* x, const float* w, const float* bias, float* y);
+// y = conv(x, w) + bias (bias may be nullptr); y overwritten. workspace_bytes bounds the
+// column buffer (the tests shrink it to force chunks with a remainder).
+void conv_own_forward(const cpu::ConvGeom& g, const float* x, const float* w, const float* bias, float* y,
+                      int64_t workspace_bytes = kConvOwnWorkspaceBytes);
 // dx overwritten.
-void conv_own_backward_input(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx);
+void conv_own_backward_input(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx,
+                             int64_t workspace_bytes = kConvOwnWorkspaceBytes);
 // dw and db overwritten; either may be nullptr (not wanted).
-void conv_own_backward_weight(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db);
+void conv_own_backward_weight(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
+                              int64_t workspace_bytes = kConvOwnWorkspaceBytes);
 
 // The lowering's two halves for a run of `count` samples (col holds count blocks of
 // [C*KH*KW, OH*OW]); exposed for the tests. col2im overwrites x (each x element gathers its
