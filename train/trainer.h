@@ -8,7 +8,10 @@
 //      that changes the numbers differs (resume_conflicts lists them); without resume,
 //      refuses an OUT that already holds a run;
 //   2. data: scan, split (OUT/split.json; reread on resume), decode, loaders;
-//   3. model and optimizer (train/run_setup.h), restored from the checkpoint on resume;
+//   3. model and optimizer (train/run_setup.h) on config.device (cuda without a GPU: the
+//      cpu, after one message), restored from the checkpoint on resume; each batch goes up
+//      to the device through datasets/device_upload.h, and logits and loss come back for
+//      the metrics;
 //   4. epochs: optional head-only phase (--freeze-epochs), then the full phase, each with its
 //      own schedule; per batch forward, label-smoothed cross-entropy, backward, step; a live
 //      progress line; per epoch validation, a summary line, OUT/metrics.{jsonl,csv},
