@@ -1,9 +1,15 @@
-// bench_kernels: minidl's CPU kernels on the shapes a ResNet50 training step at 64x64,
-// batch 32 runs, side by side with the same work done by OpenBLAS and by Eigen.
+// bench_kernels: minidl's kernels on the shapes of a ResNet50 training step, side by side
+// with the same work done by established libraries: on the CPU (the default) against
+// OpenBLAS and Eigen at 64x64, batch 32; on the GPU (--device cuda) against cuBLAS and cuDNN
+// at the two sizes of the GPU race, 224x224 batch 64 and 64x64 batch 256.
 //
-//   build/bench/bench_kernels [--filter TEXT] [--json FILE] [--threads T] [--reps R]
+//   build/bench/bench_kernels [--device cpu] [--filter TEXT] [--json FILE] [--threads T] [--reps R]
 //                             [--openblas-core NAME] [--peak-isa avx2|avx512] [--batch N]
 //                             [--check-samples S] [--no-check] [--no-eigen] [--quick]
+//   build/bench/bench_kernels --device cuda [--filter TEXT] [--json FILE] [--reps R] [--warmup W]
+//                             [--quick] [--no-check] [--list]
+//
+// ================================ CPU (--device cpu, the default)
 //
 //   --filter TEXT   only the cases whose name contains TEXT ("gemm", "conv fwd", "conv dx",
 //                   "conv dw", "layer3", "bn", "maxpool", "gap", ...)
@@ -48,6 +54,39 @@
 // back-to-back calls, with idle pauses so that one library's spinning workers do not steal
 // the next one's cores (150 ms after OpenBLAS, whose threads spin ~0.1 s). Never asserts
 // on time.
+//
+// ================================ GPU (--device cuda; bench/gpu/, CUDA builds only)
+//
+// Without a usable GPU it prints the reason (cuda_status()) and "skipped", exit 0; a build
+// without CUDA says the backend is not built, exit 2. The first line names the GPU and the
+// device-to-device copy bandwidth the bench measures (cudaMemcpyAsync of 1 GiB, bytes read +
+// written): the "100%" of the memory-bound rows.
+//   --filter, --json, --no-check  as on the CPU (names carry the size: "conv fwd @224/b64")
+//   --reps R        timed samples per contender (default 10; the table shows medians)
+//   --warmup W      untimed calls first (default 3: cuDNN's algorithm search, allocations)
+//   --quick         --reps 3 --warmup 1 and ~0.5 ms samples (a smoke run)
+//   --list          print the names of the cases (after --filter) and exit; needs no GPU
+// Timing: cudaEvents recorded on cuda::stream() around a sample of back-to-back calls (as
+// many as last ~2 ms), ours and the peer alternating sample by sample.
+// Cases (float32; cuBLAS and cuDNN run plain FP32 math, no TF32):
+//   "gemm square N", "gemm fwd|dx|dw b256 <conv>", "gemm fc": our tiled SGEMM
+//     (kernels/cuda/gemm_tiled.h) vs cublas_sgemm; the conv rows are the GEMMs a conv lowers
+//     to with the batch folded into the columns: fwd W [O,CKK] x col [CKK,N*OH*OW],
+//     dx W^T dY, dw dY col^T (ResNet50 at 64x64, batch 256).
+//   "conv fwd|dx|dw @224/b64|@64/b256 <layer>": our im2col + tiled-GEMM conv
+//     (kernels/cuda/conv_own.h, called directly: MINIDL_CONV=own's path) vs cuDNN
+//     (cudnn_conv.h) on every distinct ResNet50 conv shape.
+//   "bn fwd|bwd ... [+relu|+add+relu]": batch norm training forward / backward on every
+//     distinct BN with the epilogue ResNet's graph fuses there; "relu fwd|bwd", "add" on the
+//     largest activation; "maxpool", "gap" as on the CPU; "adamw": the update over all
+//     ResNet50 parameters, one launch per tensor (the optimizer's way) and one flat launch.
+// Columns: "ours ms" and "peer ms" median per call; "rate" TFLOP/s (GEMM, conv) or GB/s of
+// compulsory traffic (memory-bound, counted as on the CPU); "%copy" = GB/s of the measured
+// copy bandwidth (small tensors may sit in L2 and pass 100%); "speed" = median over samples
+// of (peer time / our time) (<1: ours slower); "err" = max|ours - ref| / max|ref| with the
+// peer's result as ref (GEMM, conv) or the CPU kernel's on the same inputs (memory-bound),
+// from fresh runs on NaN-poisoned outputs. Rows above the tolerance (1e-3) are marked and the
+// exit code is 1. The end: per group, the count-weighted total of one ResNet50 step.
 #include <cblas.h>
 #include <omp.h>
 
@@ -73,6 +112,10 @@
 #include "tensor/parallel.h"
 #include "tensor/random.h"
 
+#ifdef MINIDL_WITH_CUDA
+#include "bench/gpu/kernels_cuda.h"
+#endif
+
 using namespace minidl;
 
 namespace {
@@ -88,18 +131,6 @@ Shared random_buf(int64_t n, uint64_t seed, float lo = -1.f, float hi = 1.f) {
   Shared v = zeros(n);
   for (float& x : *v) x = float(g.uniform(lo, hi));
   return v;
-}
-
-// max|got - ref| / max|ref| over n elements.
-double rel_err(const float* got, const float* ref, int64_t n) {
-  double d = 0, r = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double e = std::abs(double(got[i]) - double(ref[i]));
-    if (e != e) return std::numeric_limits<double>::infinity();  // a NaN on either side is an error, never hidden by max
-    d = std::max(d, e);
-    r = std::max(r, std::abs(double(ref[i])));
-  }
-  return d / std::max(r, 1e-30);
 }
 
 // ----------------------------------------------------------------------- peer GEMMs
@@ -211,8 +242,8 @@ Spec gemm_spec(int64_t n) {
             k.check = [=] {
               Buf ref(size_t(n * n));
               cpu::gemm_reference<float>(false, false, n, n, n, 1.f, a->data(), n, b->data(), n, 0.f, ref.data(), n);
-              return Errors{rel_err((*c)[0].data(), ref.data(), n * n), rel_err((*c)[1].data(), ref.data(), n * n),
-                            rel_err((*c)[2].data(), ref.data(), n * n)};
+              return Errors{bench::rel_err((*c)[0].data(), ref.data(), n * n), bench::rel_err((*c)[1].data(), ref.data(), n * n),
+                            bench::rel_err((*c)[2].data(), ref.data(), n * n)};
             };
             return k;
           }};
@@ -268,8 +299,8 @@ Spec conv_spec(const bench::ConvShape& s, int count, Pass pass, const Settings& 
                 cpu::conv2d_reference_backward_weight<float>(gs, dy->data(), x->data(), ref.data(), nullptr);
                 for (int who = 0; who < 3; ++who) run(gs, who, got[size_t(who)].data());
               }
-              return Errors{rel_err(got[0].data(), ref.data(), n), rel_err(got[1].data(), ref.data(), n),
-                            rel_err(got[2].data(), ref.data(), n)};
+              return Errors{bench::rel_err(got[0].data(), ref.data(), n), bench::rel_err(got[1].data(), ref.data(), n),
+                            bench::rel_err(got[2].data(), ref.data(), n)};
             };
             return k;
           }};
@@ -306,8 +337,8 @@ Spec bn_spec(int64_t C, int64_t HW, int count, bool backward, const Settings& st
                                                               0.1, ys.data(), rm.data(), ri.data(), nullptr, nullptr);
                 cpu::batchnorm_forward_train<float>(x->data(), gamma->data(), beta->data(), S, C, HW, 1e-5, 0.1,
                                                     oy.data(), om.data(), oi.data(), nullptr, nullptr);
-                return Errors{std::max({rel_err(oy.data(), ys.data(), m), rel_err(om.data(), rm.data(), C),
-                                        rel_err(oi.data(), ri.data(), C)})};
+                return Errors{std::max({bench::rel_err(oy.data(), ys.data(), m), bench::rel_err(om.data(), rm.data(), C),
+                                        bench::rel_err(oi.data(), ri.data(), C)})};
               };
             } else {
               auto dx = zeros(n);
@@ -320,8 +351,8 @@ Spec bn_spec(int64_t C, int64_t HW, int count, bool backward, const Settings& st
                 cpu::batchnorm_backward_reference<float>(dy->data(), x->data(), gamma->data(), mean->data(),
                                                          invstd->data(), N, C, HW, true, rdx.data(), rdg.data(),
                                                          rdb.data());
-                return Errors{std::max({rel_err(dx->data(), rdx.data(), n), rel_err(dg->data(), rdg.data(), C),
-                                        rel_err(db->data(), rdb.data(), C)})};
+                return Errors{std::max({bench::rel_err(dx->data(), rdx.data(), n), bench::rel_err(dg->data(), rdg.data(), C),
+                                        bench::rel_err(db->data(), rdb.data(), C)})};
               };
             }
             return k;
@@ -349,7 +380,7 @@ Spec maxpool_spec(const bench::ResNetShapes& r, bool backward, const Settings& s
               k.check = [=] {
                 // A different argmax is a wrong result even when the values tie: count it as error 1.
                 const bool same = *arg == *ref_arg;
-                return Errors{rel_err(y->data(), ref_y->data(), outn) + (same ? 0.0 : 1.0)};
+                return Errors{bench::rel_err(y->data(), ref_y->data(), outn) + (same ? 0.0 : 1.0)};
               };
             } else {
               k.ours = [=] { cpu::maxpool2d_backward<float>(g, dy->data(), ref_arg->data(), dx->data()); };
@@ -357,7 +388,7 @@ Spec maxpool_spec(const bench::ResNetShapes& r, bool backward, const Settings& s
                 Buf ref(size_t(in), 0.f);
                 const int64_t plane = g.H * g.W, oplane = g.OH * g.OW;
                 for (int64_t o = 0; o < outn; ++o) ref[size_t(o / oplane * plane + (*ref_arg)[size_t(o)])] += (*dy)[size_t(o)];
-                return Errors{rel_err(dx->data(), ref.data(), in)};
+                return Errors{bench::rel_err(dx->data(), ref.data(), in)};
               };
             }
             return k;
@@ -383,7 +414,7 @@ Spec gap_spec(const bench::ResNetShapes& r, bool backward, const Settings& st) {
               if (!backward) cpu::global_avgpool_forward_reference<float>(big->data(), NC, HW, ref.data());
               for (int64_t i = 0; backward && i < NC * HW; ++i)
                 ref[static_cast<size_t>(i)] = float(double((*small)[static_cast<size_t>(i / HW)]) / double(HW));
-              return Errors{rel_err(out->data(), ref.data(), int64_t(ref.size()))};
+              return Errors{bench::rel_err(out->data(), ref.data(), int64_t(ref.size()))};
             };
             return k;
           }};
@@ -396,16 +427,7 @@ std::vector<Spec> make_specs(const Settings& st) {
   std::vector<Spec> specs;
   for (int64_t n : {256, 512, 1024}) specs.push_back(gemm_spec(n));
   // Distinct conv shapes in forward order, each with the number of layers sharing it.
-  std::vector<std::pair<bench::ConvShape, int>> convs;
-  for (const bench::ConvShape& c : r.convs) {
-    auto same = [&](const std::pair<bench::ConvShape, int>& u) {
-      const bench::ConvShape& a = u.first;
-      return a.C == c.C && a.H == c.H && a.W == c.W && a.O == c.O && a.K == c.K && a.S == c.S && a.P == c.P;
-    };
-    auto it = std::find_if(convs.begin(), convs.end(), same);
-    if (it == convs.end()) convs.push_back({c, 1});
-    else ++it->second;
-  }
+  const std::vector<std::pair<bench::ConvShape, int>> convs = bench::distinct_convs(r);
   for (Pass p : {Pass::Fwd, Pass::Dx, Pass::Dw})
     for (const auto& [c, count] : convs)
       if (p != Pass::Dx || c.input_needs_grad) specs.push_back(conv_spec(c, count, p, st));
@@ -426,13 +448,17 @@ Settings parse(int argc, char** argv) {
   while (f.next()) {
     if (f.is("--help") || f.is("-h")) {
       std::printf(
-          "usage: bench_kernels [--filter TEXT] [--json FILE] [--threads T] [--reps R] [--openblas-core NAME]\n"
+          "usage: bench_kernels [--device cpu] [--filter TEXT] [--json FILE] [--threads T] [--reps R]\n"
+          "                     [--openblas-core NAME]\n"
           "                     [--peak-isa avx2|avx512] [--batch N] [--check-samples S] [--no-check] [--no-eigen]\n"
           "                     [--quick]\n"
           "GEMM, every ResNet50 conv shape at 64x64 (fwd, dx, dw), batch norm and pools: minidl vs OpenBLAS and\n"
           "Eigen, with medians, GFLOP/s or GB/s, %% of the measured peak and the error against the references.\n"
-          "The comment at the top of bench/bench_kernels.cpp explains every column.\n");
+          "The comment at the top of bench/bench_kernels.cpp explains every column.\n"
+          "bench_kernels --device cuda --help: the GPU tables (cuBLAS, cuDNN, memory-bound kernels).\n");
       std::exit(0);
+    } else if (f.is("--device")) {
+      if (f.value() != "cpu") f.fail("--device is cpu or cuda");
     } else if (f.is("--filter")) st.filter = f.value();
     else if (f.is("--json")) st.json = f.value();
     else if (f.is("--threads")) st.threads = f.int_value(1);
@@ -470,6 +496,20 @@ std::string fmt_err(double e) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bench::device_flag(argc, argv) == "cuda") {
+#ifdef MINIDL_WITH_CUDA
+    try {
+      return bench::gpu::run_kernels_cuda(argc, argv);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench_kernels --device cuda: %s\n", e.what());
+      return 1;
+    }
+#else
+    std::fprintf(stderr, "bench_kernels: --device cuda: this build has no CUDA backend (it was configured with "
+                         "-DMINIDL_CUDA=OFF or without nvcc); rebuild with CUDA to run the GPU tables\n");
+    return 2;
+#endif
+  }
   const Settings st = parse(argc, argv);
   {
     const std::vector<Spec> specs = make_specs(st);

@@ -1,11 +1,20 @@
-// bench_train: end-to-end throughput of a minidl ResNet on this CPU — the training step the
-// trainer runs (forward, cross-entropy with label smoothing, zero_grad, backward, AdamW
-// step) and inference (eval mode, no grad) — on random images of a fixed size.
+// bench_train: end-to-end throughput of a minidl ResNet on this CPU or on the GPU — the
+// training step the trainer runs (forward, cross-entropy with label smoothing, zero_grad,
+// backward, AdamW step) and inference (eval mode, no grad) — on random images of a fixed size.
 //
-//   build/bench/bench_train [--arch resnet50] [--img-size 64] [--batch 32] [--infer-batch 64]
-//                           [--threads T] [--warmup W] [--steps S] [--mode train|infer|both]
-//                           [--classes 10] [--quick] [--json FILE]
+//   build/bench/bench_train [--device cpu|cuda] [--arch resnet50] [--img-size 64] [--batch 32]
+//                           [--infer-batch 64] [--threads T] [--warmup W] [--steps S]
+//                           [--mode train|infer|both] [--classes 10] [--quick] [--json FILE]
+//   e.g. on a GPU, the race sizes of issue 7:
+//     build/bench/bench_train --device cuda --img-size 64 --batch 256 --infer-batch 256
+//     build/bench/bench_train --device cuda --img-size 224 --batch 64 --infer-batch 64
 //
+//   --device D         cpu (default) or cuda: the model (Module::to) and the batches live on
+//                      the GPU; every step ends with cuda::synchronize() before the clock is
+//                      read, and the end reports the allocator's peak device memory
+//                      (cuda::memory_stats) instead of the RSS. The convolution is cuDNN's
+//                      unless MINIDL_CONV=own. Without a usable GPU: the reason and
+//                      "skipped", exit 0; a build without CUDA: an error, exit 2.
 //   --arch NAME        resnet18/34/50/101/152 (default resnet50)
 //   --img-size N       square input side (default 64, the EuroSAT size)
 //   --batch B          training batch (default 32); --infer-batch B: inference batch (64)
@@ -40,15 +49,21 @@
 #include "bench/resnet_shapes.h"
 #include "layers/adamw.h"
 #include "models/resnet.h"
+#include "tensor/device.h"
 #include "tensor/factory.h"
 #include "tensor/parallel.h"
+
+#ifdef MINIDL_WITH_CUDA
+#include "kernels/cuda/conv_select.h"
+#include "kernels/cuda/runtime.h"
+#endif
 
 using namespace minidl;
 
 namespace {
 
 struct Options {
-  std::string arch = "resnet50", mode = "both", json;
+  std::string arch = "resnet50", mode = "both", json, device = "cpu";
   int img = 64, batch = 32, infer_batch = 64, threads = 0, warmup = 2, steps = 10, classes = 10;
 };
 
@@ -59,12 +74,14 @@ Options parse(int argc, char** argv) {
   while (f.next()) {
     if (f.is("--help") || f.is("-h")) {
       std::printf(
-          "usage: bench_train [--arch resnet50] [--img-size 64] [--batch 32] [--infer-batch 64] [--threads T]\n"
-          "                   [--warmup 2] [--steps 10] [--mode train|infer|both] [--classes 10] [--quick]\n"
-          "                   [--json FILE]\n"
-          "Training-step and inference throughput (img/s, GFLOP/s, peak RSS) of a ResNet on random images.\n");
+          "usage: bench_train [--device cpu|cuda] [--arch resnet50] [--img-size 64] [--batch 32] [--infer-batch 64]\n"
+          "                   [--threads T] [--warmup 2] [--steps 10] [--mode train|infer|both] [--classes 10]\n"
+          "                   [--quick] [--json FILE]\n"
+          "Training-step and inference throughput (img/s, GFLOP/s, peak RSS or peak device memory) of a ResNet\n"
+          "on random images, on the CPU or (--device cuda) the GPU.\n");
       std::exit(0);
-    } else if (f.is("--arch")) o.arch = f.value();
+    } else if (f.is("--device")) o.device = f.value();
+    else if (f.is("--arch")) o.arch = f.value();
     else if (f.is("--img-size")) o.img = f.int_value(8);
     else if (f.is("--batch")) o.batch = f.int_value(1);
     else if (f.is("--infer-batch")) o.infer_batch = f.int_value(1);
@@ -78,6 +95,7 @@ Options parse(int argc, char** argv) {
     else f.unknown();
   }
   if (o.mode != "train" && o.mode != "infer" && o.mode != "both") f.fail("--mode must be train, infer or both");
+  if (o.device != "cpu" && o.device != "cuda") f.fail("--device must be cpu or cuda");
   if (quick) o.warmup = 1, o.steps = 3;
   return o;
 }
@@ -88,16 +106,28 @@ struct ModeResult {
   double img_s() const { return double(batch) / bench::median_of(step_s); }
 };
 
-// Random images and labels, the same every step (the bench measures compute, not loading).
-std::pair<Tensor, Tensor> make_batch(int batch, int img, int classes, Generator& gen) {
+// Random images and labels on `dev`, the same every step (the bench measures compute, not
+// loading).
+std::pair<Tensor, Tensor> make_batch(int batch, int img, int classes, Generator& gen, Device dev) {
   Tensor x = randn({batch, 3, img, img}, DType::Float32, gen);
   std::vector<int64_t> labels(static_cast<size_t>(batch));
   for (int64_t& l : labels) l = int64_t(gen.randint(uint64_t(classes)));
-  return {x, from_vector(labels, {batch})};
+  Tensor y = from_vector(labels, {batch});
+  if (dev == Device::CPU) return {x, y};
+  return {x.to(dev), y.to(dev)};
 }
 
-ModeResult run_train(ResNet& net, const Options& o, Generator& gen) {
-  auto [x, y] = make_batch(o.batch, o.img, o.classes, gen);
+// GPU work is queued asynchronously: wait for all of it before the clock is read.
+void finish(Device dev) {
+#ifdef MINIDL_WITH_CUDA
+  if (dev == Device::CUDA) cuda::synchronize();
+#else
+  (void)dev;
+#endif
+}
+
+ModeResult run_train(ResNet& net, const Options& o, Generator& gen, Device dev) {
+  auto [x, y] = make_batch(o.batch, o.img, o.classes, gen, dev);
   AdamWOptions ao;
   ao.lr = 1e-3;
   AdamW opt(weight_decay_groups(net, 0.05), ao);
@@ -111,6 +141,7 @@ ModeResult run_train(ResNet& net, const Options& o, Generator& gen) {
     opt.zero_grad();
     loss.backward();
     opt.step();
+    finish(dev);
     const double sec = bench::elapsed_s(t0);
     if (!std::isfinite(value)) throw std::runtime_error("bench_train: the loss became " + std::to_string(value));
     if (s >= o.warmup) r.step_s.push_back(sec);
@@ -118,8 +149,8 @@ ModeResult run_train(ResNet& net, const Options& o, Generator& gen) {
   return r;
 }
 
-ModeResult run_infer(ResNet& net, const Options& o, Generator& gen) {
-  Tensor x = make_batch(o.infer_batch, o.img, o.classes, gen).first;
+ModeResult run_infer(ResNet& net, const Options& o, Generator& gen, Device dev) {
+  Tensor x = make_batch(o.infer_batch, o.img, o.classes, gen, dev).first;
   net.eval();
   NoGradGuard no_grad;
   ModeResult r;
@@ -127,8 +158,10 @@ ModeResult run_infer(ResNet& net, const Options& o, Generator& gen) {
   for (int s = 0; s < o.warmup + o.steps; ++s) {
     const auto t0 = bench::Clock::now();
     const Tensor logits = net.forward(x);
+    finish(dev);
     const double sec = bench::elapsed_s(t0);
-    if (!std::isfinite(double(logits.data<float>()[0]))) throw std::runtime_error("bench_train: non-finite logits");
+    const Tensor host = dev == Device::CPU ? logits : logits.cpu();  // read outside the timed region
+    if (!std::isfinite(double(host.data<float>()[0]))) throw std::runtime_error("bench_train: non-finite logits");
     if (s >= o.warmup) r.step_s.push_back(sec);
   }
   return r;
@@ -147,10 +180,41 @@ nlohmann::json report(const char* mode, const ModeResult& r, double flops_per_im
           {"gflops", gflops},        {"gflop_per_img", flops_per_img / 1e9}};
 }
 
+// What the header line says about the GPU run: the device and the convolution in use.
+std::string cuda_description() {
+  std::string d = cuda_status();
+#ifdef MINIDL_WITH_CUDA
+  d += std::string(", conv ") + cuda::conv_impl_name(cuda::conv_impl_from_env());
+#endif
+  return d;
+}
+
+// The allocator's peak device memory (what the GPU run reports instead of the RSS).
+double peak_device_mib() {
+#ifdef MINIDL_WITH_CUDA
+  return double(cuda::memory_stats().peak_bytes_in_use) / double(1 << 20);
+#else
+  return 0.0;
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
+  const Device dev = o.device == "cuda" ? Device::CUDA : Device::CPU;
+  if (dev == Device::CUDA) {
+#ifndef MINIDL_WITH_CUDA
+    std::fprintf(stderr, "bench_train: --device cuda: this build has no CUDA backend (it was configured with "
+                         "-DMINIDL_CUDA=OFF or without nvcc); rebuild with CUDA to measure the GPU\n");
+    return 2;
+#endif
+    if (!cuda_available()) {
+      std::printf("bench_train --device cuda: skipped: %s\n", cuda_status().c_str());
+      if (!o.json.empty()) std::ofstream(o.json) << nlohmann::json{{"skipped", cuda_status()}}.dump(2) << "\n";
+      return 0;
+    }
+  }
   if (o.threads > 0) set_num_threads(o.threads);
   const int threads = get_num_threads();
   try {
@@ -162,17 +226,29 @@ int main(int argc, char** argv) {
     }
     const bench::ResNetShapes shapes = bench::trace_resnet(*net, o.img);
     const double fwd = shapes.forward_flops(), train = shapes.train_flops();
-    std::printf("bench_train: %s, %dx%d, %d thread(s), %d warm-up + %d timed steps; %.3f GFLOP/img forward, %.3f "
+    const std::string where =
+        dev == Device::CPU ? std::to_string(threads) + " thread(s)" : "cuda: " + cuda_description();
+    std::printf("bench_train: %s, %dx%d, %s, %d warm-up + %d timed steps; %.3f GFLOP/img forward, %.3f "
                 "GFLOP/img training step (%zu convs + fc, counted from the model)\n",
-                o.arch.c_str(), o.img, o.img, threads, o.warmup, o.steps, fwd / 1e9, train / 1e9, shapes.convs.size());
+                o.arch.c_str(), o.img, o.img, where.c_str(), o.warmup, o.steps, fwd / 1e9, train / 1e9,
+                shapes.convs.size());
     std::fflush(stdout);
     nlohmann::json out = {{"framework", "minidl"}, {"arch", o.arch},       {"img_size", o.img},
                           {"threads", threads},    {"warmup", o.warmup},   {"classes", o.classes},
                           {"gflop_per_img_forward", fwd / 1e9}, {"gflop_per_img_train", train / 1e9}};
-    if (o.mode != "infer") out["train"] = report("train", run_train(*net, o, gen), train);
-    if (o.mode != "train") out["infer"] = report("infer", run_infer(*net, o, gen), fwd);
+    if (dev == Device::CUDA) {
+      net->to(dev);  // before the optimizer is made, so its state is created on the GPU
+      out["device"] = "cuda", out["gpu"] = cuda_description();
+    }
+    if (o.mode != "infer") out["train"] = report("train", run_train(*net, o, gen, dev), train);
+    if (o.mode != "train") out["infer"] = report("infer", run_infer(*net, o, gen, dev), fwd);
     out["peak_rss_mib"] = bench::peak_rss_mib();
-    std::printf("peak RSS: %.0f MiB\n", bench::peak_rss_mib());
+    if (dev == Device::CPU) {
+      std::printf("peak RSS: %.0f MiB\n", bench::peak_rss_mib());
+    } else {
+      out["peak_device_mib"] = peak_device_mib();
+      std::printf("peak device memory in use: %.0f MiB (minidl's caching allocator)\n", peak_device_mib());
+    }
     if (!o.json.empty()) {
       std::ofstream f(o.json);
       if (!(f << out.dump(2) << "\n")) {

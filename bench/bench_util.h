@@ -34,6 +34,19 @@ inline double median_of(std::vector<double> v) {
   return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
 }
 
+// max|got - ref| / max|ref| over n elements; a NaN on either side is an infinite error,
+// never hidden by max.
+inline double rel_err(const float* got, const float* ref, int64_t n) {
+  double d = 0, r = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double e = std::abs(double(got[i]) - double(ref[i]));
+    if (e != e) return HUGE_VAL;
+    d = std::max(d, e);
+    r = std::max(r, std::abs(double(ref[i])));
+  }
+  return d / std::max(r, 1e-30);
+}
+
 // Lets worker threads that a library left spinning (libgomp ~ms, OpenBLAS ~0.1 s) go idle
 // before the next contender starts, so one library's spin does not steal another's core.
 inline void idle_for(double seconds) { std::this_thread::sleep_for(std::chrono::duration<double>(seconds)); }
@@ -150,6 +163,14 @@ inline double peak_rss_mib() {
 }
 
 // ----------------------------------------------------------------------------- flags
+
+// The value of --device in argv, "cpu" when absent: the bench programs pick their backend
+// with it before parsing the rest (each backend has its own flags).
+inline std::string device_flag(int argc, char** argv) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--device") return argv[i + 1];
+  return "cpu";
+}
 
 // Walks argv; each flag either matches (and may take its value) or is reported unknown.
 class Flags {

@@ -10,11 +10,13 @@
 //   training: forward + dW (same count) + dX (same count) for every layer whose input needs
 //   a gradient, i.e. all but the stem (the images need none).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/resnet.h"
@@ -95,6 +97,21 @@ inline ResNetShapes trace_resnet(const minidl::ResNet& net, int64_t img) {
   r.fc_in = net.fc->in_features, r.fc_out = net.fc->out_features;
   if (r.fc_in != c) throw std::runtime_error("trace_resnet: fc expects other input features");
   return r;
+}
+
+// The distinct conv shapes of `r` in forward order, each with the number of layers sharing it
+// (the benchmarks time each shape once and weight it by that count).
+inline std::vector<std::pair<ConvShape, int>> distinct_convs(const ResNetShapes& r) {
+  std::vector<std::pair<ConvShape, int>> out;
+  for (const ConvShape& c : r.convs) {
+    auto it = std::find_if(out.begin(), out.end(), [&](const std::pair<ConvShape, int>& u) {
+      const ConvShape& a = u.first;
+      return a.C == c.C && a.H == c.H && a.W == c.W && a.O == c.O && a.K == c.K && a.S == c.S && a.P == c.P;
+    });
+    if (it == out.end()) out.push_back({c, 1});
+    else ++it->second;
+  }
+  return out;
 }
 
 // torchvision's published forward cost at 224x224 (GMACs, the "GFLOPS" column of its model
