@@ -3,6 +3,7 @@
 
 #include "kernels/cuda/bias.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/gemm_tiled.h"
 #include "kernels/cuda/runtime.h"
 
@@ -62,22 +63,14 @@ __global__ void col2im_kernel(Geom g, const float* __restrict__ col, int64_t tot
   }
 }
 
-// A column buffer from the caching allocator, handed back when the op returns. Freeing
-// while kernels that use it are still queued is safe: the allocator's next user queues its
-// work behind them on the same stream (runtime.h).
-class Workspace {
- public:
-  explicit Workspace(int64_t floats) : p_(floats > 0 ? static_cast<float*>(device_alloc(floats * sizeof(float))) : nullptr) {}
-  ~Workspace() {
-    if (p_) device_free(p_);
-  }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  float* get() const { return p_; }
-
- private:
-  float* p_;
-};
+// Runs body(n0, count, col) over the samples in chunks of conv_own_chunk(g, workspace_bytes)
+// (the last holds the rest), col a column buffer with room for one chunk.
+template <class Body>
+void for_each_chunk(const cpu::ConvGeom& g, int64_t workspace_bytes, Body body) {
+  const int64_t chunk = conv_own_chunk(g, workspace_bytes);
+  DeviceBuffer col(static_cast<size_t>(std::min(chunk, g.N) * g.col_rows() * g.col_cols()) * sizeof(float));
+  for (int64_t n0 = 0; n0 < g.N; n0 += chunk) body(n0, std::min(chunk, g.N - n0), col.as<float>());
+}
 
 }  // namespace
 
@@ -101,13 +94,10 @@ void conv_own_forward(const cpu::ConvGeom& g, const float* x, const float* w, co
   if (g.pointwise()) {  // y_n = W x_n, every sample in one batched launch
     gemm_tiled_batched(false, false, g.O, P, K, 1.f, w, K, 0, x, P, xs, 0.f, y, P, ys, g.N);
   } else {
-    const int64_t chunk = conv_own_chunk(g, workspace_bytes);
-    Workspace col(std::min(chunk, g.N) * K * P);
-    for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
-      const int64_t cn = std::min(chunk, g.N - n0);
-      im2col_gpu(g, x + n0 * xs, cn, col.get());
-      gemm_tiled_batched(false, false, g.O, P, K, 1.f, w, K, 0, col.get(), P, K * P, 0.f, y + n0 * ys, P, ys, cn);
-    }
+    for_each_chunk(g, workspace_bytes, [&](int64_t n0, int64_t cn, float* col) {
+      im2col_gpu(g, x + n0 * xs, cn, col);
+      gemm_tiled_batched(false, false, g.O, P, K, 1.f, w, K, 0, col, P, K * P, 0.f, y + n0 * ys, P, ys, cn);
+    });
   }
   if (bias) bias_add(y, bias, g.N, g.O, P);
 }
@@ -119,13 +109,10 @@ void conv_own_backward_input(const cpu::ConvGeom& g, const float* dy, const floa
     gemm_tiled_batched(true, false, K, P, g.O, 1.f, w, K, 0, dy, P, ys, 0.f, dx, P, xs, g.N);
     return;
   }
-  const int64_t chunk = conv_own_chunk(g, workspace_bytes);
-  Workspace col(std::min(chunk, g.N) * K * P);
-  for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
-    const int64_t cn = std::min(chunk, g.N - n0);
-    gemm_tiled_batched(true, false, K, P, g.O, 1.f, w, K, 0, dy + n0 * ys, P, ys, 0.f, col.get(), P, K * P, cn);
-    col2im_gpu(g, col.get(), cn, dx + n0 * xs);
-  }
+  for_each_chunk(g, workspace_bytes, [&](int64_t n0, int64_t cn, float* col) {
+    gemm_tiled_batched(true, false, K, P, g.O, 1.f, w, K, 0, dy + n0 * ys, P, ys, 0.f, col, P, K * P, cn);
+    col2im_gpu(g, col, cn, dx + n0 * xs);
+  });
 }
 
 void conv_own_backward_weight(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
@@ -146,13 +133,10 @@ void conv_own_backward_weight(const cpu::ConvGeom& g, const float* dy, const flo
     for (int64_t n = 0; n < g.N; ++n) accumulate(n, x + n * xs);
     return;
   }
-  const int64_t chunk = conv_own_chunk(g, workspace_bytes);
-  Workspace col(std::min(chunk, g.N) * K * P);
-  for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
-    const int64_t cn = std::min(chunk, g.N - n0);
-    im2col_gpu(g, x + n0 * xs, cn, col.get());
-    for (int64_t s = 0; s < cn; ++s) accumulate(n0 + s, col.get() + s * K * P);
-  }
+  for_each_chunk(g, workspace_bytes, [&](int64_t n0, int64_t cn, float* col) {
+    im2col_gpu(g, x + n0 * xs, cn, col);
+    for (int64_t s = 0; s < cn; ++s) accumulate(n0 + s, col + s * K * P);
+  });
 }
 
 }  // namespace minidl::cuda

@@ -16,24 +16,23 @@
 
 #include "kernels/cuda/conv_algo_cache.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/runtime.h"
 
 namespace minidl::cuda {
 
 namespace {
 
-[[noreturn]] void throw_cudnn_error(cudnnStatus_t s, const char* what, const char* file, int line) {
+// Throws an Error naming the call (`what`) and cuDNN's explanation unless s is success.
+void check_cudnn(cudnnStatus_t s, const char* what, const char* file, int line) {
+  if (s == CUDNN_STATUS_SUCCESS) return;
   char last[512] = {};  // cuDNN 9's explanation of its most recent failure, if any
   cudnnGetLastErrorString(last, sizeof(last));
   throw Error(detail::concat("cuDNN error ", cudnnGetErrorString(s), " in ", what, " at ", file, ":", line,
                              last[0] ? ": " : "", last));
 }
 
-#define MINIDL_CUDNN_CHECK(call)                                                 \
-  do {                                                                           \
-    cudnnStatus_t _s = (call);                                                   \
-    if (_s != CUDNN_STATUS_SUCCESS) throw_cudnn_error(_s, #call, __FILE__, __LINE__); \
-  } while (0)
+#define MINIDL_CUDNN_CHECK(call) check_cudnn((call), #call, __FILE__, __LINE__)
 
 // The process's handle, bound to cuda::stream() (set again at each use, cheap). Never
 // destroyed, like the cuBLAS handle: destruction after the CUDA context is gone would fail.
@@ -78,6 +77,11 @@ struct Descriptors {
       MINIDL_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH));
       int n = 0, c = 0, oh = 0, ow = 0;
       MINIDL_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv, x, w, &n, &c, &oh, &ow));
+      // cuDNN must agree with minidl's geometry (cpu::make_conv_geom) on the output size.
+      const int64_t want_oh = (k.H + 2 * k.PH - k.KH) / k.SH + 1, want_ow = (k.W + 2 * k.PW - k.KW) / k.SW + 1;
+      MINIDL_CHECK(n == k.N && c == k.O && oh == want_oh && ow == want_ow, "cudnn conv2d: cuDNN computes output [",
+                   n, ",", c, ",", oh, ",", ow, "] but minidl expects [", k.N, ",", k.O, ",", want_oh, ",", want_ow,
+                   "]");
       MINIDL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, oh, ow));
       MINIDL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, as_int(k.O), 1, 1));
     } catch (...) {
@@ -111,21 +115,6 @@ struct PassPlan {
   size_t workspace = 0;
 };
 
-// Device bytes from the caching allocator for the duration of one call.
-class Workspace {
- public:
-  explicit Workspace(size_t bytes) : p_(bytes ? device_alloc(bytes) : nullptr) {}
-  ~Workspace() {
-    if (p_) device_free(p_);
-  }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  void* get() const { return p_; }
-
- private:
-  void* p_;
-};
-
 // The most workspace the search may hand the candidates: enough for every algorithm of
 // ResNet-sized layers, small next to an H100's memory. Algorithms that want more are
 // reported as failed by cudnnFind and skipped.
@@ -133,126 +122,102 @@ constexpr size_t kMaxFindWorkspace = size_t{512} << 20;
 
 ConvKey key_of(const cpu::ConvGeom& g) { return {g.N, g.C, g.H, g.W, g.O, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW}; }
 
-// Picks from cudnnFind's results (any of the three perf structs: they share these fields);
-// `fallback` (an algorithm needing no search) when none is usable.
-template <class Perf, class Algo>
-void choose(const std::vector<Perf>& perf, int returned, size_t limit, PassPlan<Algo>& plan, Algo fallback,
-            size_t fallback_workspace) {
-  std::vector<AlgoCandidate> cands;
-  for (int i = 0; i < returned; ++i) {
-    const Perf& p = perf[static_cast<size_t>(i)];
-    cands.push_back({static_cast<int>(p.algo), p.status == CUDNN_STATUS_SUCCESS, p.time, p.memory,
-                     p.determinism == CUDNN_DETERMINISTIC,
-                     p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION});
+// What differs between the three passes: cuDNN's enum and result types and the calls that
+// size and measure them. find() runs every candidate on the caller's real buffers, `a` and
+// `b` the pass's inputs and `out` its output (which the pass overwrites right after).
+struct FwdPass {  // y from x and w
+  using Algo = cudnnConvolutionFwdAlgo_t;
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  static constexpr int kCount = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+  static constexpr Algo kFallback = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;  // needs no workspace
+  static constexpr const char* kSizeCall = "cudnnGetConvolutionForwardWorkspaceSize";
+  static constexpr const char* kFindCall = "cudnnFindConvolutionForwardAlgorithmEx";
+  static cudnnStatus_t size(cudnnHandle_t h, const Descriptors& d, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, algo, bytes);
   }
-  const int best = pick_algo(cands, limit);
-  if (best >= 0) {
-    plan.algo = perf[static_cast<size_t>(best)].algo;
-    plan.workspace = perf[static_cast<size_t>(best)].memory;
-  } else {
-    plan.algo = fallback;
-    plan.workspace = fallback_workspace;
+  static cudnnStatus_t find(cudnnHandle_t h, const Descriptors& d, const float* x, const float* w, float* y,
+                            int* returned, Perf* perf, void* ws, size_t ws_bytes) {
+    return cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y, kCount, returned, perf, ws,
+                                                  ws_bytes);
   }
+};
+
+struct BwdDataPass {  // dx from dy and w
+  using Algo = cudnnConvolutionBwdDataAlgo_t;
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  static constexpr int kCount = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+  static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+  static constexpr const char* kSizeCall = "cudnnGetConvolutionBackwardDataWorkspaceSize";
+  static constexpr const char* kFindCall = "cudnnFindConvolutionBackwardDataAlgorithmEx";
+  static cudnnStatus_t size(cudnnHandle_t h, const Descriptors& d, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x, algo, bytes);
+  }
+  static cudnnStatus_t find(cudnnHandle_t h, const Descriptors& d, const float* dy, const float* w, float* dx,
+                            int* returned, Perf* perf, void* ws, size_t ws_bytes) {
+    return cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w, d.y, dy, d.conv, d.x, dx, kCount, returned, perf,
+                                                       ws, ws_bytes);
+  }
+};
+
+struct BwdFilterPass {  // dw from dy and x
+  using Algo = cudnnConvolutionBwdFilterAlgo_t;
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  static constexpr int kCount = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+  static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+  static constexpr const char* kSizeCall = "cudnnGetConvolutionBackwardFilterWorkspaceSize";
+  static constexpr const char* kFindCall = "cudnnFindConvolutionBackwardFilterAlgorithmEx";
+  static cudnnStatus_t size(cudnnHandle_t h, const Descriptors& d, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w, algo, bytes);
+  }
+  static cudnnStatus_t find(cudnnHandle_t h, const Descriptors& d, const float* dy, const float* x, float* dw,
+                            int* returned, Perf* perf, void* ws, size_t ws_bytes) {
+    return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x, d.y, dy, d.conv, d.w, dw, kCount, returned,
+                                                         perf, ws, ws_bytes);
+  }
+};
+
+template <class Pass>
+ConvPlanCache<PassPlan<typename Pass::Algo>>& cache_of() {
+  static ConvPlanCache<PassPlan<typename Pass::Algo>> cache;
+  return cache;
 }
 
-using FwdPlan = PassPlan<cudnnConvolutionFwdAlgo_t>;
-using BwdDataPlan = PassPlan<cudnnConvolutionBwdDataAlgo_t>;
-using BwdFilterPlan = PassPlan<cudnnConvolutionBwdFilterAlgo_t>;
-
-ConvPlanCache<FwdPlan>& fwd_cache() {
-  static ConvPlanCache<FwdPlan> c;
-  return c;
-}
-ConvPlanCache<BwdDataPlan>& bwd_data_cache() {
-  static ConvPlanCache<BwdDataPlan> c;
-  return c;
-}
-ConvPlanCache<BwdFilterPlan>& bwd_filter_cache() {
-  static ConvPlanCache<BwdFilterPlan> c;
-  return c;
-}
-
-// The searches run the candidates on the caller's real buffers: each writes only the
-// pass's output, which the pass itself overwrites right after.
-const FwdPlan& fwd_plan(cudnnHandle_t h, const cpu::ConvGeom& g, const float* x, const float* w, float* y) {
-  return fwd_cache().get(key_of(g), [&](const ConvKey& k) {
-    auto plan = std::make_unique<FwdPlan>(k);
+// The pass's plan for g: cached, or made now by measuring every algorithm (with as much
+// workspace as the hungriest asks for, up to kMaxFindWorkspace) and picking per pick_algo;
+// the fallback algorithm when no candidate is usable.
+template <class Pass>
+const PassPlan<typename Pass::Algo>& plan_for(cudnnHandle_t h, const cpu::ConvGeom& g, const float* a,
+                                              const float* b, float* out) {
+  using Algo = typename Pass::Algo;
+  return cache_of<Pass>().get(key_of(g), [&](const ConvKey& k) {
+    auto plan = std::make_unique<PassPlan<Algo>>(k);
     const Descriptors& d = plan->d;
     size_t need = 0;
-    for (int a = 0; a < CUDNN_CONVOLUTION_FWD_ALGO_COUNT; ++a) {
-      size_t s = 0;  // unsupported algorithms report an error status here: skipped
-      if (cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, static_cast<cudnnConvolutionFwdAlgo_t>(a),
-                                                  &s) == CUDNN_STATUS_SUCCESS)
-        need = std::max(need, s);
+    for (int i = 0; i < Pass::kCount; ++i) {
+      size_t bytes = 0;  // an algorithm that does not support this shape says so here: skipped
+      if (Pass::size(h, d, static_cast<Algo>(i), &bytes) == CUDNN_STATUS_SUCCESS) need = std::max(need, bytes);
     }
     const size_t limit = std::min(need, kMaxFindWorkspace);
-    Workspace ws(limit);
-    std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
+    DeviceBuffer ws(limit);
+    std::vector<typename Pass::Perf> perf(Pass::kCount);
     int returned = 0;
-    MINIDL_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y,
-                                                              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned,
-                                                              perf.data(), ws.get(), limit));
-    size_t fallback_ws = 0;
-    MINIDL_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y,
-                                                               CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &fallback_ws));
-    choose(perf, returned, limit, *plan, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, fallback_ws);
-    return plan;
-  });
-}
-
-const BwdDataPlan& bwd_data_plan(cudnnHandle_t h, const cpu::ConvGeom& g, const float* dy, const float* w,
-                                 float* dx) {
-  return bwd_data_cache().get(key_of(g), [&](const ConvKey& k) {
-    auto plan = std::make_unique<BwdDataPlan>(k);
-    const Descriptors& d = plan->d;
-    size_t need = 0;
-    for (int a = 0; a < CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT; ++a) {
-      size_t s = 0;
-      if (cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x,
-                                                       static_cast<cudnnConvolutionBwdDataAlgo_t>(a),
-                                                       &s) == CUDNN_STATUS_SUCCESS)
-        need = std::max(need, s);
+    check_cudnn(Pass::find(h, d, a, b, out, &returned, perf.data(), ws.get(), limit), Pass::kFindCall, __FILE__,
+                __LINE__);
+    std::vector<AlgoCandidate> cands;
+    for (int i = 0; i < returned; ++i) {
+      const auto& p = perf[static_cast<size_t>(i)];
+      cands.push_back({static_cast<int>(p.algo), p.status == CUDNN_STATUS_SUCCESS, p.time, p.memory,
+                       p.determinism == CUDNN_DETERMINISTIC,
+                       p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION});
     }
-    const size_t limit = std::min(need, kMaxFindWorkspace);
-    Workspace ws(limit);
-    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
-    int returned = 0;
-    MINIDL_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w, d.y, dy, d.conv, d.x, dx,
-                                                                   CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &returned,
-                                                                   perf.data(), ws.get(), limit));
-    size_t fallback_ws = 0;
-    MINIDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x,
-                                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, &fallback_ws));
-    choose(perf, returned, limit, *plan, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, fallback_ws);
-    return plan;
-  });
-}
-
-const BwdFilterPlan& bwd_filter_plan(cudnnHandle_t h, const cpu::ConvGeom& g, const float* x, const float* dy,
-                                     float* dw) {
-  return bwd_filter_cache().get(key_of(g), [&](const ConvKey& k) {
-    auto plan = std::make_unique<BwdFilterPlan>(k);
-    const Descriptors& d = plan->d;
-    size_t need = 0;
-    for (int a = 0; a < CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT; ++a) {
-      size_t s = 0;
-      if (cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w,
-                                                         static_cast<cudnnConvolutionBwdFilterAlgo_t>(a),
-                                                         &s) == CUDNN_STATUS_SUCCESS)
-        need = std::max(need, s);
+    const int best = pick_algo(cands, limit);
+    if (best >= 0) {
+      plan->algo = perf[static_cast<size_t>(best)].algo;
+      plan->workspace = perf[static_cast<size_t>(best)].memory;
+    } else {
+      plan->algo = Pass::kFallback;
+      check_cudnn(Pass::size(h, d, Pass::kFallback, &plan->workspace), Pass::kSizeCall, __FILE__, __LINE__);
     }
-    const size_t limit = std::min(need, kMaxFindWorkspace);
-    Workspace ws(limit);
-    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
-    int returned = 0;
-    MINIDL_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x, d.y, dy, d.conv, d.w, dw,
-                                                                     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                                     &returned, perf.data(), ws.get(), limit));
-    size_t fallback_ws = 0;
-    MINIDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w,
-                                                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
-                                                                      &fallback_ws));
-    choose(perf, returned, limit, *plan, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, fallback_ws);
     return plan;
   });
 }
@@ -261,8 +226,8 @@ const BwdFilterPlan& bwd_filter_plan(cudnnHandle_t h, const cpu::ConvGeom& g, co
 
 void cudnn_conv_forward(const cpu::ConvGeom& g, const float* x, const float* w, const float* bias, float* y) {
   cudnnHandle_t h = handle();
-  const FwdPlan& p = fwd_plan(h, g, x, w, y);
-  Workspace ws(p.workspace);
+  const auto& p = plan_for<FwdPass>(h, g, x, w, y);
+  DeviceBuffer ws(p.workspace);
   const float one = 1.f, zero = 0.f;
   MINIDL_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.d.x, x, p.d.w, w, p.d.conv, p.algo, ws.get(), p.workspace,
                                              &zero, p.d.y, y));
@@ -271,8 +236,8 @@ void cudnn_conv_forward(const cpu::ConvGeom& g, const float* x, const float* w, 
 
 void cudnn_conv_backward_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx) {
   cudnnHandle_t h = handle();
-  const BwdDataPlan& p = bwd_data_plan(h, g, dy, w, dx);
-  Workspace ws(p.workspace);
+  const auto& p = plan_for<BwdDataPass>(h, g, dy, w, dx);
+  DeviceBuffer ws(p.workspace);
   const float one = 1.f, zero = 0.f;
   MINIDL_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p.d.w, w, p.d.y, dy, p.d.conv, p.algo, ws.get(),
                                                   p.workspace, &zero, p.d.x, dx));
@@ -283,8 +248,8 @@ void cudnn_conv_backward_filter(const cpu::ConvGeom& g, const float* dy, const f
   cudnnHandle_t h = handle();
   const float one = 1.f, zero = 0.f;
   if (dw) {
-    const BwdFilterPlan& p = bwd_filter_plan(h, g, x, dy, dw);
-    Workspace ws(p.workspace);
+    const auto& p = plan_for<BwdFilterPass>(h, g, dy, x, dw);
+    DeviceBuffer ws(p.workspace);
     MINIDL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p.d.x, x, p.d.y, dy, p.d.conv, p.algo, ws.get(),
                                                       p.workspace, &zero, p.d.w, dw));
   }
@@ -295,6 +260,8 @@ void cudnn_conv_backward_filter(const cpu::ConvGeom& g, const float* dy, const f
   }
 }
 
-size_t cudnn_conv_cached_plans() { return fwd_cache().size() + bwd_data_cache().size() + bwd_filter_cache().size(); }
+size_t cudnn_conv_cached_plans() {
+  return cache_of<FwdPass>().size() + cache_of<BwdDataPass>().size() + cache_of<BwdFilterPass>().size();
+}
 
 }  // namespace minidl::cuda
