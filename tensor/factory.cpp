@@ -30,6 +30,7 @@ void fill_(Tensor& t, double value) {
   if (t.device() == Device::CUDA) {
     switch (t.dtype()) {
       case DType::Float32: cuda::fill_f32(t.data<float>(), t.numel(), float(value)); return;
+      case DType::Float64: cuda::fill_f64(t.data<double>(), t.numel(), value); return;
       case DType::Int64: cuda::fill_i64(t.data<int64_t>(), t.numel(), int64_t(value)); return;
       default:
         throw Error(detail::concat("fill_: dtype ", dtype_name(t.dtype()), " is not supported on cuda"));

@@ -80,3 +80,10 @@ TEST_CASE("cuda core: the allocator reuses freed blocks and reports out of memor
   CHECK(still.to_vector<float>() == std::vector<float>(8, 1.0f));
 }
 #endif
+
+TEST_CASE("cuda core: fill works for every storable dtype on the device") {
+  MINIDL_REQUIRE_GPU();
+  CHECK(zeros({3}, DType::Float64, Device::CUDA).to_vector<double>() == std::vector<double>(3, 0.0));
+  CHECK(full({3}, 0.25, DType::Float64, Device::CUDA).to_vector<double>() == std::vector<double>(3, 0.25));
+  CHECK(zeros({1000003}, DType::Float32, Device::CUDA).to_vector<float>() == std::vector<float>(1000003, 0.0f));
+}

@@ -12,15 +12,8 @@
 // sums, then the normalise sweep), backward reads dy and x twice.
 #pragma once
 #include <cstdint>
+#include "kernels/cuda/host_device.h"
 
-// Index math shared by the kernels and the CPU tests: __host__ __device__ under nvcc.
-#ifndef MINIDL_HD
-#ifdef __CUDACC__
-#define MINIDL_HD __host__ __device__
-#else
-#define MINIDL_HD
-#endif
-#endif
 
 namespace minidl::cuda {
 

@@ -9,15 +9,8 @@
 #include "kernels/cpu/strided.h"
 #include "tensor/error.h"
 #include "tensor/shape.h"
+#include "kernels/cuda/host_device.h"
 
-// Functions callable from host and device code (plain inline functions outside nvcc).
-#ifndef MINIDL_HD
-#ifdef __CUDACC__
-#define MINIDL_HD __host__ __device__
-#else
-#define MINIDL_HD
-#endif
-#endif
 
 namespace minidl::cuda {
 

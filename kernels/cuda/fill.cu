@@ -1,4 +1,4 @@
-// fill_f32 / fill_i64: dst[i] = value, for full(), ones() and friends on the device (zeros
+// fill_f32 / fill_f64 / fill_i64: dst[i] = value, for full(), ones() and friends on the device (zeros
 // could be a memset, but one kernel for every value keeps the path the same).
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/runtime.h"
@@ -17,6 +17,12 @@ void fill_f32(float* dst, int64_t n, float value) {
   if (n <= 0) return;
   fill_kernel<float><<<grid_for(n), 256, 0, stream()>>>(dst, n, value);
   MINIDL_CUDA_CHECK_LAUNCH("fill_f32");
+}
+
+void fill_f64(double* dst, int64_t n, double value) {
+  if (n <= 0) return;
+  fill_kernel<double><<<grid_for(n), 256, 0, stream()>>>(dst, n, value);
+  MINIDL_CUDA_CHECK_LAUNCH("fill_f64");
 }
 
 void fill_i64(int64_t* dst, int64_t n, int64_t value) {

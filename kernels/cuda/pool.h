@@ -10,15 +10,8 @@
 #include <cstdint>
 
 #include "kernels/cpu/pool.h"  // PoolGeom
+#include "kernels/cuda/host_device.h"
 
-// Index math shared by the kernels and the CPU tests: __host__ __device__ under nvcc.
-#ifndef MINIDL_HD
-#ifdef __CUDACC__
-#define MINIDL_HD __host__ __device__
-#else
-#define MINIDL_HD
-#endif
-#endif
 
 namespace minidl::cuda {
 

@@ -46,6 +46,7 @@ void* stream_handle();
 
 // ---- small kernels the core needs (kernels/cuda/fill.cu) ----
 void fill_f32(float* dst, int64_t n, float value);
+void fill_f64(double* dst, int64_t n, double value);
 void fill_i64(int64_t* dst, int64_t n, int64_t value);
 
 }  // namespace minidl::cuda
