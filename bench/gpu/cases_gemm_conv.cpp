@@ -23,7 +23,8 @@ Spec gemm_spec(const std::string& name, const std::string& group, int count, boo
   char label[200];
   std::snprintf(label, sizeof label, "%s %ldx%ldx%ld%s%s", name.c_str(), long(M), long(N), long(K), ta ? " At" : "",
                 tb ? " Bt" : "");
-  return {label, group, count, [=] {
+  return {label, group, count,
+          [=] {
             const int64_t lda = ta ? M : K, ldb = tb ? K : N;
             const Buf a = random_floats(M * K, 1), b = random_floats(K * N, 2);
             const Buf c_ours = device_floats(M * N), c_peer = device_floats(M * N);
@@ -71,14 +72,20 @@ Spec conv_spec(const ConvShape& s, int count, Pass pass, const RaceSize& size) {
             // The pass through our kernels (own) or cuDNN, into o.
             const auto run = [=](bool own, float* o) {
               if (pass == Pass::Fwd) {
-                if (own) cu::conv_own_forward(g, x->f(), w->f(), nullptr, o);
-                else cu::cudnn_conv_forward(g, x->f(), w->f(), nullptr, o);
+                if (own)
+                  cu::conv_own_forward(g, x->f(), w->f(), nullptr, o);
+                else
+                  cu::cudnn_conv_forward(g, x->f(), w->f(), nullptr, o);
               } else if (pass == Pass::Dx) {
-                if (own) cu::conv_own_backward_input(g, dy->f(), w->f(), o);
-                else cu::cudnn_conv_backward_data(g, dy->f(), w->f(), o);
+                if (own)
+                  cu::conv_own_backward_input(g, dy->f(), w->f(), o);
+                else
+                  cu::cudnn_conv_backward_data(g, dy->f(), w->f(), o);
               } else {
-                if (own) cu::conv_own_backward_weight(g, dy->f(), x->f(), o, nullptr);
-                else cu::cudnn_conv_backward_filter(g, dy->f(), x->f(), o, nullptr);
+                if (own)
+                  cu::conv_own_backward_weight(g, dy->f(), x->f(), o, nullptr);
+                else
+                  cu::cudnn_conv_backward_filter(g, dy->f(), x->f(), o, nullptr);
               }
             };
             Case k;
@@ -99,7 +106,8 @@ Spec conv_spec(const ConvShape& s, int count, Pass pass, const RaceSize& size) {
 
 std::vector<Spec> gemm_specs(const ResNetShapes& r, int batch) {
   std::vector<Spec> specs;
-  for (int64_t n : {1024, 2048, 4096}) specs.push_back(gemm_spec("gemm square", "gemm square", 1, false, false, n, n, n, false));
+  for (int64_t n : {1024, 2048, 4096})
+    specs.push_back(gemm_spec("gemm square", "gemm square", 1, false, false, n, n, n, false));
   const std::string tag = "b" + std::to_string(batch);
   for (Pass p : {Pass::Fwd, Pass::Dx, Pass::Dw})
     for (const auto& [s, count] : distinct_convs(r)) {
@@ -107,9 +115,12 @@ std::vector<Spec> gemm_specs(const ResNetShapes& r, int batch) {
       const int64_t CKK = s.C * s.K * s.K, NP = int64_t(batch) * s.OH * s.OW;
       const std::string name = std::string("gemm ") + kPassName[int(p)] + " " + tag + " " + s.name;
       const std::string group = std::string("gemm ") + kPassName[int(p)] + " " + tag;
-      if (p == Pass::Fwd) specs.push_back(gemm_spec(name, group, count, false, false, s.O, NP, CKK));
-      else if (p == Pass::Dx) specs.push_back(gemm_spec(name, group, count, true, false, CKK, NP, s.O));
-      else specs.push_back(gemm_spec(name, group, count, false, true, s.O, CKK, NP));
+      if (p == Pass::Fwd)
+        specs.push_back(gemm_spec(name, group, count, false, false, s.O, NP, CKK));
+      else if (p == Pass::Dx)
+        specs.push_back(gemm_spec(name, group, count, true, false, CKK, NP, s.O));
+      else
+        specs.push_back(gemm_spec(name, group, count, false, true, s.O, CKK, NP));
     }
   // fc: y [B, out] = x [B, in] W^T; dx = dy W; dW = dy^T x.
   const std::string fc = "gemm fc " + tag;

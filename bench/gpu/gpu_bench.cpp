@@ -44,7 +44,9 @@ double rel_err(const std::vector<float>& got, const std::vector<float>& ref) {
   return bench::rel_err(got.data(), ref.data(), int64_t(ref.size()));
 }
 
-double rel_err_device(const float* got, const float* ref, int64_t n) { return rel_err(to_host(got, n), to_host(ref, n)); }
+double rel_err_device(const float* got, const float* ref, int64_t n) {
+  return rel_err(to_host(got, n), to_host(ref, n));
+}
 
 namespace {
 // Two events on the benchmark stream, destroyed with the timer.
