@@ -84,12 +84,18 @@ class BlockCache {
   int64_t cache_hits() const { std::lock_guard<std::mutex> l(mu_); return cache_hits_; }
 
  private:
+  // Each block leaves the free list before raw_free runs: if raw_free throws (cudaFree or
+  // the stream sync reporting an earlier kernel's fault), the blocks already given back are
+  // not freed a second time by a later call.
   void release_cached_locked() {
-    for (auto& [size, p] : free_) {
-      raw_free_(p);
+    while (!free_.empty()) {
+      const auto it = free_.begin();
+      const size_t size = it->first;
+      void* p = it->second;
+      free_.erase(it);
       reserved_ -= size;
+      raw_free_(p);
     }
-    free_.clear();
   }
   void note_peak() {
     if (in_use_ > peak_) peak_ = in_use_;
