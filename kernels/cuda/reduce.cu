@@ -5,6 +5,7 @@
 //   run (strided per thread, then a shared-memory tree over the threads), and when there are
 //   several runs a second kernel adds each output's run sums in run order.
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/reduce.h"
 #include "kernels/cuda/runtime.h"
 
@@ -59,17 +60,6 @@ __global__ void sum_partials_kernel(const double* partial, float* out, int64_t n
   }
 }
 
-// Device scratch memory returned to the allocator when it goes out of scope (also when a
-// launch throws). Freeing right after queuing the kernels that use it is safe: everything
-// runs on one stream, so a later user of the block is queued behind them.
-struct Scratch {
-  void* ptr;
-  explicit Scratch(size_t nbytes) : ptr(device_alloc(nbytes)) {}
-  ~Scratch() { device_free(ptr); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 }  // namespace
 
 void sum_f32(const float* x, float* out, int64_t n_out, const OffsetMap<1>& out_map, int64_t n_red,
@@ -91,8 +81,9 @@ void sum_f32(const float* x, float* out, int64_t n_out, const OffsetMap<1>& out_
     MINIDL_CUDA_CHECK_LAUNCH("sum_runs_kernel");
     return;
   }
-  Scratch partial(size_t(pieces) * sizeof(double));
-  double* p = static_cast<double*>(partial.ptr);
+  // Handed back when this returns, with the kernels still queued: safe on the one stream.
+  DeviceBuffer partial(size_t(pieces) * sizeof(double));
+  double* p = partial.as<double>();
   sum_runs_kernel<double><<<blocks, kThreads, 0, stream()>>>(x, p, n_out, out_map, n_red, red_map, runs, len);
   MINIDL_CUDA_CHECK_LAUNCH("sum_runs_kernel");
   sum_partials_kernel<<<grid_for(n_out, kThreads), kThreads, 0, stream()>>>(p, out, n_out, runs);
