@@ -6,6 +6,8 @@
 
 namespace minidl::cuda {
 
+cudaError_t probe_kernel_image();  // fill.cu
+
 bool query_available(std::string* why) {
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
@@ -18,12 +20,20 @@ bool query_available(std::string* why) {
     if (why) *why = "CUDA built, but no GPU found";
     return false;
   }
-  if (why) {
-    cudaDeviceProp prop{};
-    cudaGetDeviceProperties(&prop, 0);
-    *why = std::string("CUDA GPU 0: ") + prop.name + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
-           ", " + std::to_string(count) + " device(s))";
+  cudaDeviceProp prop{};
+  err = cudaGetDeviceProperties(&prop, 0);
+  if (err == cudaSuccess) err = probe_kernel_image();
+  const std::string gpu = prop.major > 0 ? std::string(prop.name) + " (sm_" + std::to_string(prop.major) +
+                                                std::to_string(prop.minor) + ")"
+                                          : std::string("GPU 0");
+  if (err != cudaSuccess) {
+    if (why)
+      *why = "CUDA built, but " + gpu + " cannot run its kernels: " + cudaGetErrorName(err) + ": " +
+             cudaGetErrorString(err) + " (a GPU older than the built architectures? see CMAKE_CUDA_ARCHITECTURES)";
+    cudaGetLastError();
+    return false;
   }
+  if (why) *why = "CUDA GPU 0: " + gpu + ", " + std::to_string(count) + " device(s)";
   return true;
 }
 

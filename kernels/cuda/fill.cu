@@ -13,6 +13,15 @@ __global__ void fill_kernel(T* dst, int64_t n, T value) {
 }
 }  // namespace
 
+// Asking for a kernel's attributes creates the context and loads this build's module, so a
+// GPU the build has no code for (older than sm_90 with the default architectures), or one
+// that cannot be used at all (exclusive-process and taken), fails here, in the availability
+// probe (device_query.cpp), instead of at the first launch.
+cudaError_t probe_kernel_image() {
+  cudaFuncAttributes attr{};
+  return cudaFuncGetAttributes(&attr, fill_kernel<float>);
+}
+
 void fill_f32(float* dst, int64_t n, float value) {
   if (n <= 0) return;
   fill_kernel<float><<<grid_for(n), 256, 0, stream()>>>(dst, n, value);
