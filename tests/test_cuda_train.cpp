@@ -7,6 +7,7 @@
 // devices, classify) with --device cuda. Every case starts with MINIDL_REQUIRE_GPU(): on a
 // machine without a GPU they are skipped with a message.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -61,12 +62,22 @@ std::string file_bytes(const std::string& path) {
   return s.str();
 }
 
-fs::path scratch(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / "minidl_test_cuda_train" / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+// A folder of this process's own (several builds run their test suites at the same time),
+// removed when the test case ends, passed or not.
+struct Scratch {
+  fs::path path;
+  explicit Scratch(const std::string& name)
+      : path(fs::temp_directory_path() / ("minidl_test_cuda_train_" + std::to_string(getpid()) + "_" + name)) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
 
 // The same randomly initialised model twice, the second moved to the GPU.
 struct Twins {
@@ -392,7 +403,8 @@ TEST_CASE("cuda Module::device: a module spread over two devices is an error nam
 
 TEST_CASE("cuda state dicts: saving a CUDA model writes the CPU model's file; loading copies onto the GPU") {
   MINIDL_REQUIRE_GPU();
-  const fs::path dir = scratch("state_dict");
+  const Scratch scratch("state_dict");
+  const fs::path& dir = scratch.path;
   Twins t = twins("resnet18", 6, 12);
   const std::string a = (dir / "cpu.safetensors").string(), b = (dir / "gpu.safetensors").string();
   save_weights_file(*t.cpu, a, {{"arch", "resnet18"}});
@@ -415,7 +427,8 @@ TEST_CASE("cuda state dicts: saving a CUDA model writes the CPU model's file; lo
 
 TEST_CASE("cuda training checkpoint: optimizer state saved from the GPU and resumed onto it") {
   MINIDL_REQUIRE_GPU();
-  const fs::path dir = scratch("checkpoint");
+  const Scratch scratch("checkpoint");
+  const fs::path& dir = scratch.path;
   Twins t = twins("resnet18", 4, 5);
   AdamWOptions o;
   o.lr = 1e-2;
@@ -486,7 +499,8 @@ TrainConfig sample_run(const fs::path& out, const std::string& device) {
 
 TEST_CASE("cuda train_model: a run on the GPU, one resumed there from a CPU checkpoint, classify on the GPU") {
   MINIDL_REQUIRE_GPU();
-  const fs::path dir = scratch("runs");
+  const Scratch scratch("runs");
+  const fs::path& dir = scratch.path;
   std::ostringstream log;
   const TrainOutcome gpu = train_model(sample_run(dir / "gpu", "cuda"), log);
   REQUIRE(gpu.status == TrainOutcome::Status::Completed);
