@@ -10,12 +10,17 @@
 namespace minidl {
 
 namespace {
-// Writes gen-drawn values into a contiguous float tensor in row-major order.
-template <class F>
-void generate(Tensor& t, const char* op, F&& draw) {
+// Random draws are written by the host: a cuda tensor's pointer is not host memory.
+void check_host_writable(const Tensor& t, const char* op) {
   MINIDL_CHECK(t.is_contiguous(), op, ": tensor must be contiguous");
   MINIDL_CHECK(t.device() == Device::CPU, op, ": random numbers are drawn on the cpu; fill a cpu tensor and move it "
                "with .to(Device::CUDA)");
+}
+
+// Writes gen-drawn values into a contiguous float tensor in row-major order.
+template <class F>
+void generate(Tensor& t, const char* op, F&& draw) {
+  check_host_writable(t, op);
   dispatch_float(t.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     T* p = t.data<T>();
@@ -98,7 +103,7 @@ void uniform_(Tensor& t, double lo, double hi, Generator& gen) {
   MINIDL_CHECK(lo <= hi, "uniform_: lower bound ", lo, " is above upper bound ", hi);
   // [lo, hi): lo + (hi - lo) * u can round up to hi (in double, or when narrowed to float);
   // such draws become the largest value below hi in the tensor's own precision.
-  MINIDL_CHECK(t.is_contiguous(), "uniform_: tensor must be contiguous");
+  check_host_writable(t, "uniform_");
   dispatch_float(t.dtype(), "uniform_", [&](auto tag) {
     using T = decltype(tag);
     T* p = t.data<T>();

@@ -63,7 +63,6 @@ double load_as_double(const Tensor& t, int64_t off) {
 static Tensor host_copy(const Tensor& t) { return t.detach().to(Device::CPU); }
 
 double Tensor::at(const std::vector<int64_t>& index) const {
-  if (device() != Device::CPU) return host_copy(*this).at(index);
   MINIDL_CHECK(static_cast<int64_t>(index.size()) == dim(), "Tensor::at: index has ", index.size(),
                " entries for a tensor of shape ", shape_str(shape()));
   int64_t off = offset();
@@ -72,6 +71,8 @@ double Tensor::at(const std::vector<int64_t>& index) const {
                  " out of range for dim ", d, " of shape ", shape_str(shape()));
     off += index[d] * strides()[d];
   }
+  // On the device only the one element comes back (a 0-dim view of it), not the tensor.
+  if (device() != Device::CPU) return host_copy(make_view(*this, {}, {}, off)).item();
   return load_as_double(*this, off);
 }
 
@@ -113,8 +114,10 @@ Tensor Tensor::grad() const { return Tensor(impl().grad); }
 
 void Tensor::set_grad(const Tensor& g) {
   if (g.defined())
-    MINIDL_CHECK(g.shape() == shape() && g.dtype() == dtype(), "set_grad: gradient ", shape_str(g.shape()), " ",
-                 dtype_name(g.dtype()), " does not match tensor ", shape_str(shape()), " ", dtype_name(dtype()));
+    MINIDL_CHECK(g.shape() == shape() && g.dtype() == dtype() && g.device() == device(), "set_grad: gradient ",
+                 shape_str(g.shape()), " ", dtype_name(g.dtype()), " on ", device_name(g.device()),
+                 " does not match tensor ", shape_str(shape()), " ", dtype_name(dtype()), " on ",
+                 device_name(device()));
   impl().grad = g.impl_ptr();
 }
 
