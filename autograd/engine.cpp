@@ -95,9 +95,10 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
                  " without a gradient; pass a gradient of that shape, or reduce to a scalar first (e.g. mean())");
     seed = ones_like(*this);
   }
-  MINIDL_CHECK(seed.shape() == shape() && seed.dtype() == dtype(), "backward: gradient of shape ",
-               shape_str(seed.shape()), " ", dtype_name(seed.dtype()), " does not match the tensor's ",
-               shape_str(shape()), " ", dtype_name(dtype()));
+  MINIDL_CHECK(seed.shape() == shape() && seed.dtype() == dtype() && seed.device() == device(),
+               "backward: gradient of shape ", shape_str(seed.shape()), " ", dtype_name(seed.dtype()), " on ",
+               device_name(seed.device()), " does not match the tensor's ", shape_str(shape()), " ",
+               dtype_name(dtype()), " on ", device_name(device()));
   NoGradGuard no_grad;  // the backward pass itself records nothing
   if (is_leaf()) {
     accumulate_leaf(*this, seed);
@@ -124,6 +125,9 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
       if (!in.defined() || !in.requires_grad() || !gi.defined()) continue;
       MINIDL_CHECK(gi.shape() == in.shape(), "internal: backward of ", node->name, " gave input ", i,
                    " a gradient of shape ", shape_str(gi.shape()), ", expected ", shape_str(in.shape()));
+      // A leaf's .grad must live where the leaf does (the optimizer updates them together).
+      MINIDL_CHECK(gi.device() == in.device(), "internal: backward of ", node->name, " gave input ", i,
+                   " a gradient on ", device_name(gi.device()), ", but the input is on ", device_name(in.device()));
       if (in.grad_fn()) accumulate(grads[in.grad_fn().get()], gi);
       else accumulate_leaf(in, gi);
     }
