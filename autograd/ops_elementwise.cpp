@@ -153,17 +153,23 @@ void add_(Tensor& dst, const Tensor& src, double alpha) {
   MINIDL_CHECK(dst.shape() == src.shape(), "add_: destination shape ", shape_str(dst.shape()),
                " differs from source shape ", shape_str(src.shape()));
   MINIDL_CHECK(dst.is_contiguous(), "add_: destination must be contiguous");
+  // A source in dst's storage with another layout (add_(x, x.transpose(0, 1)), or a shifted
+  // window) would be read where other threads are writing (the gpu runs its threads in no
+  // fixed order, the cpu splits the loop over OpenMP threads): copy it first. The same layout
+  // is safe, as each element is read only by the thread that updates it.
+  const bool overlaps = src.storage() == dst.storage() && (src.offset() != dst.offset() || src.strides() != dst.strides());
+  const Tensor source = overlaps ? src.detach().clone() : src;
 #ifdef MINIDL_WITH_CUDA
-  if (dev == Device::CUDA) {  // src is read in place through its strides
+  if (dev == Device::CUDA) {  // the source is read in place through its strides
     check_cuda_float32("add_", dst, "destination");
-    cuda::axpy_f32(dst.data<float>(), src.data<float>(), static_cast<float>(alpha), dst.numel(),
-                   cuda::make_offset_map<1>(src.shape(), {src.strides()}, "add_"));
+    cuda::axpy_f32(dst.data<float>(), source.data<float>(), static_cast<float>(alpha), dst.numel(),
+                   cuda::make_offset_map<1>(source.shape(), {source.strides()}, "add_"));
     return;
   }
 #else
   (void)dev;
 #endif
-  Tensor s = plain(src);
+  Tensor s = plain(source);
   dispatch_float(dst.dtype(), "add_", [&](auto tag) {
     using T = decltype(tag);
     T* d = dst.data<T>();

@@ -87,3 +87,29 @@ TEST_CASE("cuda core: fill works for every storable dtype on the device") {
   CHECK(full({3}, 0.25, DType::Float64, Device::CUDA).to_vector<double>() == std::vector<double>(3, 0.25));
   CHECK(zeros({1000003}, DType::Float32, Device::CUDA).to_vector<float>() == std::vector<float>(1000003, 0.0f));
 }
+
+TEST_CASE("cuda core: at() on a strided device view reads the right element") {
+  MINIDL_REQUIRE_GPU();
+  const Tensor x = randn({4, 6, 5});
+  const Tensor xc = x.permute({2, 0, 1}).slice(2, 1, 6, 2), xg = x.cuda().permute({2, 0, 1}).slice(2, 1, 6, 2);
+  for (int64_t i = 0; i < 5; ++i)
+    for (int64_t j = 0; j < 4; ++j)
+      for (int64_t k = 0; k < 3; ++k) CHECK(xg.at({i, j, k}) == xc.at({i, j, k}));
+  CHECK_ERROR_MENTIONS(xg.at({5, 0, 0}), "out of range");
+}
+
+TEST_CASE("cuda core: host-side writers and gradients on the wrong device are clear errors") {
+  MINIDL_REQUIRE_GPU();
+  Generator gen(3);
+  Tensor g = zeros({4}, DType::Float32, Device::CUDA);
+  // Random draws are written by the host: into a device pointer they would crash.
+  CHECK_ERROR_MENTIONS(uniform_(g, -1.0, 1.0, gen), "uniform_", "cpu");
+  CHECK_ERROR_MENTIONS(normal_(g, 0.0, 1.0, gen), "normal_", "cpu");
+  Tensor w = randn({3}).cuda().requires_grad_();
+  Tensor y = w * 2.0;
+  CHECK_ERROR_MENTIONS(y.backward(ones({3})), "backward", "cpu", "cuda");
+  CHECK_ERROR_MENTIONS(w.set_grad(ones({3})), "set_grad", "cpu", "cuda");
+  y.backward(ones({3}).cuda());
+  CHECK(w.grad().device() == Device::CUDA);
+  CHECK(w.grad().to_vector<float>() == std::vector<float>(3, 2.0f));
+}
