@@ -1,8 +1,11 @@
 // The optimizers' per-parameter updates on the GPU (kernels/cuda/optim.cu): one launch per
 // parameter tensor, float32, queued on cuda::stream(). The math and its rounding order are
 // exactly the CPU loops' in layers/sgd.cpp and layers/adamw.cpp (each product and sum
-// rounded on its own, no fused multiply-add), so a step on either device gives the same bits
-// up to the last ulp that sqrt/division can differ by (both are IEEE correctly rounded).
+// rounded on its own, no fused multiply-add; sqrt and division correctly rounded on both), so
+// a step on either device gives the same bits (tests/test_cuda_train.cpp checks that exactly).
+// This holds while layers/sgd.cpp and adamw.cpp are built for baseline x86-64 (no -mfma,
+// no -march=native: GCC contracts a*b+c into an FMA whenever the target has one, even in
+// ISO C++ mode) and without -ffast-math.
 //
 // Plain C++ (no CUDA types): layers/ calls these under #ifdef MINIDL_WITH_CUDA.
 #pragma once
