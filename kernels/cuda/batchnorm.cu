@@ -2,22 +2,16 @@
 // Element-wise float arithmetic goes through __fmul_rn / __fadd_rn / __fsub_rn so nvcc does
 // not contract it into FMAs: the GPU rounds exactly as the CPU kernels do.
 #include <cmath>
-#include <memory>
 
 #include "kernels/cuda/batchnorm.h"
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/runtime.h"
+#include "kernels/cuda/device_buffer.h"
 
 namespace minidl::cuda {
 
 namespace {
 
 constexpr int kThreads = 256;  // every kernel here; the block reduction assumes it
-
-// Scratch device memory for one call, back to the caching allocator on scope exit (work
-// queued on the one stream before the free finishes before any later reuse of the block).
-using Scratch = std::unique_ptr<void, void (*)(void*)>;
-Scratch scratch_alloc(size_t nbytes) { return Scratch(device_alloc(nbytes), device_free); }
 
 __device__ double warp_sum(double v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
@@ -224,7 +218,7 @@ void batchnorm_forward_train(const float* x, const float* gamma, const float* be
   if (C == 0 || M == 0) return;
   const ChannelSplit sp = plan_channel_split(C, M);
   const size_t part_bytes = sizeof(double) * 2 * size_t(C * sp.splits);
-  Scratch scratch = scratch_alloc(part_bytes + sizeof(float) * 2 * size_t(C));
+  DeviceBuffer scratch(part_bytes + sizeof(float) * 2 * size_t(C));
   double* part = static_cast<double*>(scratch.get());
   float* scale = reinterpret_cast<float*>(static_cast<char*>(scratch.get()) + part_bytes);
   float* shift = scale + C;
@@ -240,7 +234,7 @@ void batchnorm_forward_eval(const float* x, const float* gamma, const float* bet
                             const float* running_var, int64_t N, int64_t C, int64_t HW, double eps, float* y,
                             float* save_mean, float* save_invstd, const float* residual, bool relu) {
   if (C == 0) return;
-  Scratch scratch = scratch_alloc(sizeof(float) * 2 * size_t(C));
+  DeviceBuffer scratch(sizeof(float) * 2 * size_t(C));
   float* scale = static_cast<float*>(scratch.get());
   float* shift = scale + C;
   eval_stats<<<grid_for(C, kThreads), kThreads, 0, stream()>>>(running_mean, running_var, C, eps, gamma, beta,
@@ -258,7 +252,7 @@ void batchnorm_backward(const float* dy, const float* x, const float* gamma, con
   const bool need_sums = M > 0 && (dgamma || dbeta || (dx && training));
   const ChannelSplit sp = plan_channel_split(C, M);
   const size_t part_bytes = need_sums ? sizeof(double) * 2 * size_t(C * sp.splits) : 0;
-  Scratch scratch = scratch_alloc(part_bytes + sizeof(float) * 3 * size_t(C));
+  DeviceBuffer scratch(part_bytes + sizeof(float) * 3 * size_t(C));
   double* part = need_sums ? static_cast<double*>(scratch.get()) : nullptr;
   float* coef = reinterpret_cast<float*>(static_cast<char*>(scratch.get()) + part_bytes);
   if (need_sums) launch_partial_sums(GradTerms{dy, x, mean, relu_out}, C, HW, M, sp, part);

@@ -2,10 +2,9 @@
 // quantity is computed as the CPU computes it: the max and the sums in double, exp and log
 // in double, each output rounded to float once.
 #include <cmath>
-#include <memory>
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/runtime.h"
+#include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/softmax_loss.h"
 
 namespace minidl::cuda {
@@ -130,8 +129,8 @@ BadLabel cross_entropy_forward(const float* x, const int64_t* labels, int64_t N,
                                float* logp, float* loss) {
   if (N == 0) return {};
   // Scratch: N per-row losses, then the bad-row slot (starts at N: none).
-  std::unique_ptr<void, void (*)(void*)> scratch(device_alloc(sizeof(double) * (size_t(N) + 1)), device_free);
-  double* row_loss = static_cast<double*>(scratch.get());
+  DeviceBuffer scratch(sizeof(double) * (size_t(N) + 1));
+  double* row_loss = scratch.as<double>();
   int64_t* bad = reinterpret_cast<int64_t*>(row_loss + N);
   fill_i64(bad, 1, N);
   cross_entropy_rows_kernel<<<row_blocks(N), kThreads, 0, stream()>>>(
