@@ -50,7 +50,7 @@ TEST_CASE("pick_algo: a deterministic candidate within 10% wins over a faster ra
   CHECK(pick_algo({cand(0, 1.0f, 0, false), cand(1, 1.01f, 0, false)}, 0) == 0);  // no deterministic one
 }
 
-TEST_CASE("ConvKey: every field takes part in equality and (practically) in the hash") {
+TEST_CASE("ConvKey: every field (alignment too) takes part in equality and (practically) in the hash") {
   const ConvKey base = key(8);
   cuda::ConvKeyHash h;
   CHECK(base == key(8));
@@ -62,11 +62,23 @@ TEST_CASE("ConvKey: every field takes part in equality and (practically) in the 
     CHECK_FALSE(k == base);
     CHECK(h(k) != h(base));
   }
+  ConvKey unaligned = base;
+  unaligned.aligned16 = false;
+  CHECK_FALSE(unaligned == base);
+  CHECK(h(unaligned) != h(base));
   // The same value in a different field is a different convolution: the hash is order-aware.
   ConvKey stride2 = base, pad2 = base;
   stride2.SH = 2;
   pad2.PH = 2;
   CHECK(h(stride2) != h(pad2));
+}
+
+TEST_CASE("aligned16: every pointer on a 16-byte boundary (nullptr counts as aligned)") {
+  alignas(16) float buf[8] = {};
+  CHECK(cuda::aligned16({buf, buf + 4, nullptr}));
+  CHECK(cuda::aligned16({}));
+  CHECK_FALSE(cuda::aligned16({buf, buf + 1}));
+  CHECK_FALSE(cuda::aligned16({buf + 2}));
 }
 
 TEST_CASE("ConvPlanCache: one plan per shape, made once; a failed make is not remembered") {

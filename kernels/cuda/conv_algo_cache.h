@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -17,19 +18,29 @@
 namespace minidl::cuda {
 
 // Everything that can change cuDNN's choice: the input, the filter, stride and padding
-// (NCHW float32, dilation 1 and groups 1 are fixed by minidl's conv2d).
+// (NCHW float32, dilation 1 and groups 1 are fixed by minidl's conv2d), and whether the
+// buffers the search ran on were 16-byte aligned: an algorithm measured on aligned buffers
+// (vector loads) is not assumed to run on a view that starts mid-vector.
 struct ConvKey {
   int64_t N, C, H, W;   // input
   int64_t O, KH, KW;    // filter
   int64_t SH, SW, PH, PW;
+  bool aligned16 = true;
   bool operator==(const ConvKey&) const = default;
 };
 
+// True when every pointer is 16-byte aligned (nullptr counts as aligned).
+inline bool aligned16(std::initializer_list<const void*> ptrs) {
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
 struct ConvKeyHash {
   size_t operator()(const ConvKey& k) const {
-    // FNV-1a over the eleven fields: cheap, and distinct shapes differ in some field.
+    // FNV-1a over the twelve fields: cheap, and distinct shapes differ in some field.
     uint64_t h = 1469598103934665603ull;
-    for (int64_t v : {k.N, k.C, k.H, k.W, k.O, k.KH, k.KW, k.SH, k.SW, k.PH, k.PW}) {
+    for (int64_t v : {k.N, k.C, k.H, k.W, k.O, k.KH, k.KW, k.SH, k.SW, k.PH, k.PW, int64_t{k.aligned16}}) {
       h ^= static_cast<uint64_t>(v);
       h *= 1099511628211ull;
     }

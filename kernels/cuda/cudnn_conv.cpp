@@ -120,7 +120,10 @@ struct PassPlan {
 // reported as failed by cudnnFind and skipped.
 constexpr size_t kMaxFindWorkspace = size_t{512} << 20;
 
-ConvKey key_of(const cpu::ConvGeom& g) { return {g.N, g.C, g.H, g.W, g.O, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW}; }
+// The key of a pass of g run on the buffers a, b (inputs) and out.
+ConvKey key_of(const cpu::ConvGeom& g, const void* a = nullptr, const void* b = nullptr, const void* out = nullptr) {
+  return {g.N, g.C, g.H, g.W, g.O, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, aligned16({a, b, out})};
+}
 
 // What differs between the three passes: cuDNN's enum and result types and the calls that
 // size and measure them. find() runs every candidate on the caller's real buffers, `a` and
@@ -129,6 +132,7 @@ struct FwdPass {  // y from x and w
   using Algo = cudnnConvolutionFwdAlgo_t;
   using Perf = cudnnConvolutionFwdAlgoPerf_t;
   static constexpr int kCount = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+  static cudnnStatus_t max_results(cudnnHandle_t h, int* n) { return cudnnGetConvolutionForwardAlgorithmMaxCount(h, n); }
   static constexpr Algo kFallback = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;  // needs no workspace
   static constexpr const char* kSizeCall = "cudnnGetConvolutionForwardWorkspaceSize";
   static constexpr const char* kFindCall = "cudnnFindConvolutionForwardAlgorithmEx";
@@ -136,8 +140,8 @@ struct FwdPass {  // y from x and w
     return cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, algo, bytes);
   }
   static cudnnStatus_t find(cudnnHandle_t h, const Descriptors& d, const float* x, const float* w, float* y,
-                            int* returned, Perf* perf, void* ws, size_t ws_bytes) {
-    return cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y, kCount, returned, perf, ws,
+                            int requested, int* returned, Perf* perf, void* ws, size_t ws_bytes) {
+    return cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y, requested, returned, perf, ws,
                                                   ws_bytes);
   }
 };
@@ -146,6 +150,9 @@ struct BwdDataPass {  // dx from dy and w
   using Algo = cudnnConvolutionBwdDataAlgo_t;
   using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
   static constexpr int kCount = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+  static cudnnStatus_t max_results(cudnnHandle_t h, int* n) {
+    return cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, n);
+  }
   static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
   static constexpr const char* kSizeCall = "cudnnGetConvolutionBackwardDataWorkspaceSize";
   static constexpr const char* kFindCall = "cudnnFindConvolutionBackwardDataAlgorithmEx";
@@ -153,9 +160,9 @@ struct BwdDataPass {  // dx from dy and w
     return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x, algo, bytes);
   }
   static cudnnStatus_t find(cudnnHandle_t h, const Descriptors& d, const float* dy, const float* w, float* dx,
-                            int* returned, Perf* perf, void* ws, size_t ws_bytes) {
-    return cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w, d.y, dy, d.conv, d.x, dx, kCount, returned, perf,
-                                                       ws, ws_bytes);
+                            int requested, int* returned, Perf* perf, void* ws, size_t ws_bytes) {
+    return cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w, d.y, dy, d.conv, d.x, dx, requested, returned,
+                                                       perf, ws, ws_bytes);
   }
 };
 
@@ -163,6 +170,9 @@ struct BwdFilterPass {  // dw from dy and x
   using Algo = cudnnConvolutionBwdFilterAlgo_t;
   using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
   static constexpr int kCount = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+  static cudnnStatus_t max_results(cudnnHandle_t h, int* n) {
+    return cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, n);
+  }
   static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
   static constexpr const char* kSizeCall = "cudnnGetConvolutionBackwardFilterWorkspaceSize";
   static constexpr const char* kFindCall = "cudnnFindConvolutionBackwardFilterAlgorithmEx";
@@ -170,8 +180,8 @@ struct BwdFilterPass {  // dw from dy and x
     return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w, algo, bytes);
   }
   static cudnnStatus_t find(cudnnHandle_t h, const Descriptors& d, const float* dy, const float* x, float* dw,
-                            int* returned, Perf* perf, void* ws, size_t ws_bytes) {
-    return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x, d.y, dy, d.conv, d.w, dw, kCount, returned,
+                            int requested, int* returned, Perf* perf, void* ws, size_t ws_bytes) {
+    return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x, d.y, dy, d.conv, d.w, dw, requested, returned,
                                                          perf, ws, ws_bytes);
   }
 };
@@ -189,7 +199,7 @@ template <class Pass>
 const PassPlan<typename Pass::Algo>& plan_for(cudnnHandle_t h, const cpu::ConvGeom& g, const float* a,
                                               const float* b, float* out) {
   using Algo = typename Pass::Algo;
-  return cache_of<Pass>().get(key_of(g), [&](const ConvKey& k) {
+  return cache_of<Pass>().get(key_of(g, a, b, out), [&](const ConvKey& k) {
     auto plan = std::make_unique<PassPlan<Algo>>(k);
     const Descriptors& d = plan->d;
     size_t need = 0;
@@ -199,10 +209,16 @@ const PassPlan<typename Pass::Algo>& plan_for(cudnnHandle_t h, const cpu::ConvGe
     }
     const size_t limit = std::min(need, kMaxFindWorkspace);
     DeviceBuffer ws(limit);
-    std::vector<typename Pass::Perf> perf(Pass::kCount);
+    // Ask for every result cuDNN can report: it may list an algorithm more than once (one per
+    // math type), so the enum's count could cut off usable FP32 entries behind tensor-op ones.
+    int requested = 0;
+    check_cudnn(Pass::max_results(h, &requested), "cudnnGet*AlgorithmMaxCount", __FILE__, __LINE__);
+    requested = std::max(requested, Pass::kCount);
+    std::vector<typename Pass::Perf> perf(static_cast<size_t>(requested));
     int returned = 0;
-    check_cudnn(Pass::find(h, d, a, b, out, &returned, perf.data(), ws.get(), limit), Pass::kFindCall, __FILE__,
-                __LINE__);
+    check_cudnn(Pass::find(h, d, a, b, out, requested, &returned, perf.data(), ws.get(), limit), Pass::kFindCall,
+                __FILE__, __LINE__);
+    returned = std::clamp(returned, 0, requested);
     std::vector<AlgoCandidate> cands;
     for (int i = 0; i < returned; ++i) {
       const auto& p = perf[static_cast<size_t>(i)];
@@ -213,7 +229,11 @@ const PassPlan<typename Pass::Algo>& plan_for(cudnnHandle_t h, const cpu::ConvGe
     const int best = pick_algo(cands, limit);
     if (best >= 0) {
       plan->algo = perf[static_cast<size_t>(best)].algo;
-      plan->workspace = perf[static_cast<size_t>(best)].memory;
+      // What the algorithm asks for now, if more than Find reported: a workspace that is too
+      // small fails the call (or, worse, lets the kernel write past it).
+      size_t asked = 0;
+      check_cudnn(Pass::size(h, d, plan->algo, &asked), Pass::kSizeCall, __FILE__, __LINE__);
+      plan->workspace = std::max(perf[static_cast<size_t>(best)].memory, asked);
     } else {
       plan->algo = Pass::kFallback;
       check_cudnn(Pass::size(h, d, Pass::kFallback, &plan->workspace), Pass::kSizeCall, __FILE__, __LINE__);
