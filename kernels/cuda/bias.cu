@@ -18,16 +18,18 @@ constexpr int kReduceThreads = 256;
 
 // One block per channel (grid-stride over channels). Each thread sums a fixed subset of the
 // channel's N*S values, then the block adds the 256 partial sums as a tree: the order depends
-// only on the sizes, never on timing.
+// only on the sizes, never on timing. Sums in double, like the CPU's bias gradient and the
+// GPU's sum(): a float running sum of a ResNet stem's 256*112*112/256 = 12544 values per
+// thread can be off by up to ~1e-3 relative (same-signed values), far outside parity.
 __global__ void bias_grad_kernel(const float* __restrict__ dy, float* __restrict__ db, int64_t N, int64_t C,
                                  int64_t S) {
-  __shared__ float part[kReduceThreads];
+  __shared__ double part[kReduceThreads];
   const int64_t count = N * S;
   for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
-    float acc = 0.f;
+    double acc = 0.0;
     for (int64_t i = threadIdx.x; i < count; i += kReduceThreads) {
       const int64_t n = i / S, s = i % S;
-      acc += dy[(n * C + c) * S + s];
+      acc += static_cast<double>(dy[(n * C + c) * S + s]);
     }
     part[threadIdx.x] = acc;
     __syncthreads();
@@ -35,7 +37,7 @@ __global__ void bias_grad_kernel(const float* __restrict__ dy, float* __restrict
       if (threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
       __syncthreads();
     }
-    if (threadIdx.x == 0) db[c] = part[0];
+    if (threadIdx.x == 0) db[c] = static_cast<float>(part[0]);
     __syncthreads();  // part[] is reused for the next channel
   }
 }
