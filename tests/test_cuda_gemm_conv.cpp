@@ -6,12 +6,15 @@
 //  - im2col / col2im on the GPU against the CPU references;
 //  - conv2d forward, dX, dW and db on ResNet's shapes (7x7/2 stem, 3x3/1 and /2, 1x1/1 and /2)
 //    and odd ones, under MINIDL_CONV=cudnn and =own; our conv with chunks that leave a
-//    remainder; the cuDNN plan cache filled once per shape; a bad MINIDL_CONV an Error.
+//    remainder; operands that are misaligned views; the cuDNN plan cache filled once per
+//    shape; a bad MINIDL_CONV an Error;
+//  - gemm_tiled on grids past the hardware limits; the bias kernels against the host.
 #include <doctest/doctest.h>
 
 #ifdef MINIDL_WITH_CUDA
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -20,6 +23,7 @@
 
 #include "cuda_test_util.h"
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cuda/bias.h"
 #include "kernels/cuda/conv_own.h"
 #include "kernels/cuda/cublas_gemm.h"
 #include "kernels/cuda/cudnn_conv.h"
@@ -164,6 +168,64 @@ TEST_CASE("cuda gemm: gemm_tiled_batched with a shared A equals one product per 
                              0.f, dc.data<float>(), N, M * N, batch);
     INFO("tb=", tb);
     CHECK(scaled_error(to_host(dc), ref) < 1e-5);
+  }
+}
+
+TEST_CASE("cuda gemm: gemm_tiled past the grid limits (batch and row tiles > 65535) covers everything") {
+  MINIDL_REQUIRE_GPU();
+  SUBCASE("batch 65544: grid z is capped at 65535, the kernel loops over the rest") {
+    const int64_t M = 3, N = 5, K = 2, batch = 65535 + 9;
+    Tensor a = host_random({M, K}, 50), b = host_random({batch, K, N}, 51);
+    const std::vector<float> av = a.to_vector<float>(), bv = b.to_vector<float>();
+    std::vector<double> ref(static_cast<size_t>(batch * M * N));
+    for (int64_t i = 0; i < batch; ++i)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          double acc = 0;
+          for (int64_t k = 0; k < K; ++k)
+            acc += double(av[static_cast<size_t>(m * K + k)]) * double(bv[static_cast<size_t>((i * K + k) * N + n)]);
+          ref[static_cast<size_t>((i * M + m) * N + n)] = acc;
+        }
+    Tensor da = a.to(Device::CUDA), dbt = b.to(Device::CUDA);
+    Tensor dc = Tensor::empty({batch, M, N}, DType::Float32, Device::CUDA);
+    cuda::gemm_tiled_batched(false, false, M, N, K, 1.f, da.data<float>(), K, 0, dbt.data<float>(), N, K * N, 0.f,
+                             dc.data<float>(), N, M * N, batch);
+    CHECK(scaled_error(to_host(dc), ref) < 1e-6);
+  }
+  SUBCASE("65535 * 64 + 70 rows: grid y is capped, the last row tiles come from the loop") {
+    const int64_t M = 65535 * 64 + 70, N = 1, K = 1;
+    Tensor a = host_random({M, K}, 52), b = host_random({K, N}, 53);
+    const std::vector<float> av = a.to_vector<float>(), bv = b.to_vector<float>();
+    std::vector<double> ref(static_cast<size_t>(M));
+    for (int64_t m = 0; m < M; ++m) ref[static_cast<size_t>(m)] = double(av[static_cast<size_t>(m)]) * double(bv[0]);
+    Tensor da = a.to(Device::CUDA), dbt = b.to(Device::CUDA);
+    Tensor dc = Tensor::empty({M, N}, DType::Float32, Device::CUDA);
+    cuda::gemm_tiled(false, false, M, N, K, 1.f, da.data<float>(), K, dbt.data<float>(), N, 0.f, dc.data<float>(), N);
+    CHECK(scaled_error(to_host(dc), ref) < 1e-6);
+  }
+}
+
+TEST_CASE("cuda bias kernels: bias_add and bias_grad against the host, more channels than one grid row") {
+  MINIDL_REQUIRE_GPU();
+  // (N, C, S): linear's rows x features (S = 1); conv's [N, O, OH*OW]; C past 65535 blocks.
+  for (auto [N, C, S] : {std::tuple<int64_t, int64_t, int64_t>{5, 7, 1}, {3, 4, 300}, {2, 65535 + 4, 3}}) {
+    Tensor y = host_random({N, C, S}, 60), b = host_random({C}, 61);
+    const std::vector<float> yv = y.to_vector<float>(), bv = b.to_vector<float>();
+    std::vector<double> added(yv.size()), db(static_cast<size_t>(C), 0.0);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t s = 0; s < S; ++s) {
+          const size_t i = static_cast<size_t>((n * C + c) * S + s);
+          added[i] = double(yv[i]) + double(bv[static_cast<size_t>(c)]);
+          db[static_cast<size_t>(c)] += double(yv[i]);
+        }
+    Tensor gy = y.to(Device::CUDA), gb = b.to(Device::CUDA);
+    Tensor gdb = full({C}, std::numeric_limits<double>::quiet_NaN(), DType::Float32, Device::CUDA);
+    cuda::bias_grad(gy.data<float>(), gdb.data<float>(), N, C, S);  // before gy is changed below
+    cuda::bias_add(gy.data<float>(), gb.data<float>(), N, C, S);
+    INFO("N=", N, " C=", C, " S=", S);
+    CHECK(scaled_error(to_host(gdb), db) < 1e-6);
+    CHECK(scaled_error(to_host(gy), added) < 1e-6);
   }
 }
 
@@ -357,6 +419,40 @@ TEST_CASE("cuda conv2d (cudnn): the algorithm search runs once per shape") {
   CHECK(after_first == before + 3);  // forward, backward data, backward filter
   check_conv(c, kCudnnTol);
   CHECK(cuda::cudnn_conv_cached_plans() == after_first);
+}
+
+TEST_CASE("cuda conv2d: input, weight and gradient views that start mid-vector (4-byte aligned only)") {
+  MINIDL_REQUIRE_GPU();
+  // Each operand is a view one float into a larger device buffer, so its pointer is not
+  // 16-byte aligned: cuDNN's search and plan must hold for such buffers too (they get their
+  // own plan), and our kernels must not assume alignment.
+  auto offset_view = [](const Tensor& host) {
+    Tensor flat = Tensor::empty({host.numel() + 1}, DType::Float32, Device::CUDA);
+    Tensor v = flat.narrow(0, 1, host.numel()).view(host.shape());
+    copy_(v, host.to(Device::CUDA));
+    return v;
+  };
+  for (const char* impl : {"cudnn", "own"}) {
+    ConvEnv env(impl);
+    for (const ConvCase& c : {kConvCases[2], kConvCases[3], kConvCases[5]}) {
+      Tensor x = host_random({c.N, c.C, c.H, c.W}, 70).requires_grad_();
+      Tensor w = host_random({c.O, c.C, c.KH, c.KW}, 71).requires_grad_();
+      Tensor b = host_random({c.O}, 72).requires_grad_();
+      Tensor gx = offset_view(x).requires_grad_(), gw = offset_view(w).requires_grad_();
+      Tensor gb = offset_view(b).requires_grad_();
+      REQUIRE(reinterpret_cast<uintptr_t>(gx.data<float>()) % 16 != 0);
+      Tensor y = conv2d(x, w, b, c.opt), gy = conv2d(gx, gw, gb, c.opt);
+      Tensor g = host_random(y.shape(), 73);
+      y.backward(g);
+      gy.backward(offset_view(g));
+      INFO(c.what, " MINIDL_CONV=", impl);
+      const double tol = std::string(impl) == "own" ? kOwnTol : kCudnnTol;
+      CHECK(scaled_error(gy, y) < tol);
+      CHECK(scaled_error(gx.grad(), x.grad()) < tol);
+      CHECK(scaled_error(gw.grad(), w.grad()) < tol);
+      CHECK(scaled_error(gb.grad(), b.grad()) < tol);
+    }
+  }
 }
 
 TEST_CASE("cuda conv2d: a bad MINIDL_CONV is an Error naming the variable") {
