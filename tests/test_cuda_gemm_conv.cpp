@@ -146,51 +146,40 @@ TEST_CASE("cuda gemm: our gemm_tiled, every transpose combination, awkward sizes
   check_gemm_all(cuda::gemm_tiled, "gemm_tiled");
 }
 
+namespace {
+// gemm_tiled_batched with one A [M, K] for every entry and B [batch, K, N] (or [batch, N, K]
+// when tb) against a float64 host product per entry.
+void check_batched_shared_a(int64_t M, int64_t N, int64_t K, int64_t batch, bool tb) {
+  Tensor a = host_random({M, K}, 4), b = host_random({batch, tb ? N : K, tb ? K : N}, 5);
+  const std::vector<float> av = a.to_vector<float>(), bv = b.to_vector<float>();
+  std::vector<double> ref(static_cast<size_t>(batch * M * N));
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double acc = 0;
+        for (int64_t k = 0; k < K; ++k)
+          acc += double(av[static_cast<size_t>(m * K + k)]) *
+                 double(bv[static_cast<size_t>(i * N * K + (tb ? n * K + k : k * N + n))]);
+        ref[static_cast<size_t>((i * M + m) * N + n)] = acc;
+      }
+  Tensor da = a.to(Device::CUDA), dbt = b.to(Device::CUDA);
+  Tensor dc = Tensor::empty({batch, M, N}, DType::Float32, Device::CUDA);
+  cuda::gemm_tiled_batched(false, tb, M, N, K, 1.f, da.data<float>(), K, 0, dbt.data<float>(), tb ? K : N, N * K,
+                           0.f, dc.data<float>(), N, M * N, batch);
+  INFO("M=", M, " N=", N, " K=", K, " batch=", batch, " tb=", tb);
+  CHECK(scaled_error(to_host(dc), ref) < 1e-5);
+}
+}  // namespace
+
 TEST_CASE("cuda gemm: gemm_tiled_batched with a shared A equals one product per batch entry") {
   MINIDL_REQUIRE_GPU();
-  const int64_t M = 19, N = 70, K = 37, batch = 5;
-  for (bool tb : {false, true}) {
-    Tensor a = host_random({M, K}, 4), b = host_random({batch, tb ? N : K, tb ? K : N}, 5);
-    const std::vector<float> av = a.to_vector<float>(), bv = b.to_vector<float>();
-    std::vector<double> ref(static_cast<size_t>(batch * M * N));
-    for (int64_t i = 0; i < batch; ++i)
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) {
-          double acc = 0;
-          for (int64_t k = 0; k < K; ++k)
-            acc += double(av[static_cast<size_t>(m * K + k)]) *
-                   double(bv[static_cast<size_t>(i * N * K + (tb ? n * K + k : k * N + n))]);
-          ref[static_cast<size_t>((i * M + m) * N + n)] = acc;
-        }
-    Tensor da = a.to(Device::CUDA), dbt = b.to(Device::CUDA);
-    Tensor dc = Tensor::empty({batch, M, N}, DType::Float32, Device::CUDA);
-    cuda::gemm_tiled_batched(false, tb, M, N, K, 1.f, da.data<float>(), K, 0, dbt.data<float>(), tb ? K : N, N * K,
-                             0.f, dc.data<float>(), N, M * N, batch);
-    INFO("tb=", tb);
-    CHECK(scaled_error(to_host(dc), ref) < 1e-5);
-  }
+  for (bool tb : {false, true}) check_batched_shared_a(19, 70, 37, 5, tb);
 }
 
 TEST_CASE("cuda gemm: gemm_tiled past the grid limits (batch and row tiles > 65535) covers everything") {
   MINIDL_REQUIRE_GPU();
   SUBCASE("batch 65544: grid z is capped at 65535, the kernel loops over the rest") {
-    const int64_t M = 3, N = 5, K = 2, batch = 65535 + 9;
-    Tensor a = host_random({M, K}, 50), b = host_random({batch, K, N}, 51);
-    const std::vector<float> av = a.to_vector<float>(), bv = b.to_vector<float>();
-    std::vector<double> ref(static_cast<size_t>(batch * M * N));
-    for (int64_t i = 0; i < batch; ++i)
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) {
-          double acc = 0;
-          for (int64_t k = 0; k < K; ++k)
-            acc += double(av[static_cast<size_t>(m * K + k)]) * double(bv[static_cast<size_t>((i * K + k) * N + n)]);
-          ref[static_cast<size_t>((i * M + m) * N + n)] = acc;
-        }
-    Tensor da = a.to(Device::CUDA), dbt = b.to(Device::CUDA);
-    Tensor dc = Tensor::empty({batch, M, N}, DType::Float32, Device::CUDA);
-    cuda::gemm_tiled_batched(false, false, M, N, K, 1.f, da.data<float>(), K, 0, dbt.data<float>(), N, K * N, 0.f,
-                             dc.data<float>(), N, M * N, batch);
-    CHECK(scaled_error(to_host(dc), ref) < 1e-6);
+    check_batched_shared_a(3, 5, 2, 65535 + 9, false);
   }
   SUBCASE("65535 * 64 + 70 rows: grid y is capped, the last row tiles come from the loop") {
     const int64_t M = 65535 * 64 + 70, N = 1, K = 1;
