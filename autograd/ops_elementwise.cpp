@@ -66,6 +66,16 @@ Tensor unary_forward(const char* op, cuda::UnaryOp kind, const Tensor& x, F f) {
   return out;
 }
 
+// For the in-place ops: a source in dst's storage with another layout (add_(x, x.t()), or
+// a shifted window) would be read where other threads are writing (the gpu runs its threads
+// in no fixed order, the cpu splits loops over OpenMP threads), so it is copied first. The
+// same layout is safe: each element is read only by the thread that updates it.
+Tensor unaliased_source(const Tensor& dst, const Tensor& src) {
+  const bool overlaps =
+      src.storage() == dst.storage() && (src.offset() != dst.offset() || src.strides() != dst.strides());
+  return overlaps ? src.detach().clone() : src;
+}
+
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
@@ -153,12 +163,7 @@ void add_(Tensor& dst, const Tensor& src, double alpha) {
   MINIDL_CHECK(dst.shape() == src.shape(), "add_: destination shape ", shape_str(dst.shape()),
                " differs from source shape ", shape_str(src.shape()));
   MINIDL_CHECK(dst.is_contiguous(), "add_: destination must be contiguous");
-  // A source in dst's storage with another layout (add_(x, x.transpose(0, 1)), or a shifted
-  // window) would be read where other threads are writing (the gpu runs its threads in no
-  // fixed order, the cpu splits the loop over OpenMP threads): copy it first. The same layout
-  // is safe, as each element is read only by the thread that updates it.
-  const bool overlaps = src.storage() == dst.storage() && (src.offset() != dst.offset() || src.strides() != dst.strides());
-  const Tensor source = overlaps ? src.detach().clone() : src;
+  const Tensor source = unaliased_source(dst, src);
 #ifdef MINIDL_WITH_CUDA
   if (dev == Device::CUDA) {  // the source is read in place through its strides
     check_cuda_float32("add_", dst, "destination");
@@ -193,16 +198,17 @@ void copy_(Tensor& dst, const Tensor& src) {
     copy_(dst, moved);
     return;
   }
+  const Tensor source = unaliased_source(dst, src);  // overlapping windows copy as memmove does
 #ifdef MINIDL_WITH_CUDA
   if (dst.device() == Device::CUDA) {
-    cuda::strided_copy(src.raw_data(), src.strides(), dst.raw_data(), dst.strides(), dst.shape(),
+    cuda::strided_copy(source.raw_data(), source.strides(), dst.raw_data(), dst.strides(), dst.shape(),
                        dtype_size(dst.dtype()));
     return;
   }
 #endif
   dispatch_storable(dst.dtype(), "copy_", [&](auto tag) {
     using T = decltype(tag);
-    cpu::strided_copy(src.data<T>(), src.strides(), dst.data<T>(), dst.strides(), dst.shape());
+    cpu::strided_copy(source.data<T>(), source.strides(), dst.data<T>(), dst.strides(), dst.shape());
   });
 }
 

@@ -259,7 +259,7 @@ TEST_CASE("cuda add_: dst += alpha * src with a strided source") {
   check_same_values(bg, bc);
 }
 
-TEST_CASE("add_: a source overlapping the destination in another layout is read before it is updated") {
+TEST_CASE("add_ and copy_: a source overlapping the destination in another layout is read before it is updated") {
   // Runs everywhere; the gpu twin below. dst += src^T must use src's values from before.
   const Tensor x0 = randn({33, 33});
   const std::vector<float> want = (x0 + x0.transpose(0, 1) * 0.5).to_vector<float>();
@@ -271,9 +271,14 @@ TEST_CASE("add_: a source overlapping the destination in another layout is read 
   Tensor head = v.slice(0, 0, 4);
   add_(head, v.slice(0, 1, 5), 1.0);
   CHECK(v.to_vector<float>() == std::vector<float>{3, 5, 7, 9, 5});
+  // copy_ between overlapping windows moves the old values, as memmove does.
+  Tensor w = from_vector<float>({1, 2, 3, 4, 5}, {5});
+  Tensor tail = w.slice(0, 1, 5);
+  copy_(tail, w.slice(0, 0, 4));
+  CHECK(w.to_vector<float>() == std::vector<float>{1, 1, 2, 3, 4});
 }
 
-TEST_CASE("cuda add_: a source overlapping the destination in another layout, as on the cpu") {
+TEST_CASE("cuda add_ and copy_: a source overlapping the destination in another layout, as on the cpu") {
   MINIDL_REQUIRE_GPU();
   const Tensor x0 = randn({129, 129});
   Tensor xc = x0.clone(), xg = x0.to(Device::CUDA);
@@ -285,6 +290,15 @@ TEST_CASE("cuda add_: a source overlapping the destination in another layout, as
   add_(head, v.slice(0, 1, 100003), 1.0);
   add_(head_c, vc.slice(0, 1, 100003), 1.0);
   check_same_values(v, vc);
+  Tensor tail = v.slice(0, 1, 100003), tail_c = vc.slice(0, 1, 100003);
+  copy_(tail, v.slice(0, 0, 100002));
+  copy_(tail_c, vc.slice(0, 0, 100002));
+  check_same_values(v, vc);
+  Tensor sq = randn({65, 65}).to(Device::CUDA), sq_c = sq.to(Device::CPU);
+  Tensor sq_t = sq.transpose(0, 1), sq_c_t = sq_c.transpose(0, 1);
+  copy_(sq_t, sq);  // in place transpose
+  copy_(sq_c_t, sq_c);
+  check_same_values(sq, sq_c);
 }
 
 TEST_CASE("cuda copy_: strided copies within the gpu for float32, float64 and int64") {
