@@ -310,7 +310,7 @@ void check_conv(const ConvCase& c, double tol, bool with_bias = true, bool grad_
 }
 
 // Every case with all gradients, then the variants that skip some: no bias, only db wanted
-// (no dW: cuDNN's bias-only path), dx and db without dW.
+// (no dW: the bias-only path), dx and db without dW.
 void check_conv_all(double tol) {
   for (const ConvCase& c : kConvCases) check_conv(c, tol);
   check_conv(kConvCases[3], tol, false);

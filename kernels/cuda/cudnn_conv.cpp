@@ -3,7 +3,9 @@
 //
 // Parity with the CPU: the convolution descriptor asks for CUDNN_FMA_MATH (plain FP32
 // multiply-adds; CUDNN_DEFAULT_MATH may use TF32 tensor cores on Ampere and later, ~1e-3
-// off), and measured candidates that report tensor-op math are never picked.
+// off), and measured candidates that report tensor-op math are never picked. The bias and
+// its gradient use our kernels (bias.h), as the own conv does: one fixed-order,
+// double-accumulated db on the GPU instead of cuDNN's deprecated cudnnConvolutionBackwardBias.
 #include "kernels/cuda/cudnn_conv.h"
 
 #include <cudnn.h>
@@ -14,6 +16,7 @@
 #include <mutex>
 #include <vector>
 
+#include "kernels/cuda/bias.h"
 #include "kernels/cuda/conv_algo_cache.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_buffer.h"
@@ -53,9 +56,9 @@ int as_int(int64_t v) {
   return static_cast<int>(v);
 }
 
-// The descriptors of one shape: x [N,C,H,W], y [N,O,OH,OW], w [O,C,KH,KW], bias [1,O,1,1].
+// The descriptors of one shape: x [N,C,H,W], y [N,O,OH,OW], w [O,C,KH,KW].
 struct Descriptors {
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
 
@@ -63,7 +66,6 @@ struct Descriptors {
     try {
       MINIDL_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
       MINIDL_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
-      MINIDL_CUDNN_CHECK(cudnnCreateTensorDescriptor(&bias));
       MINIDL_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
       MINIDL_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
       MINIDL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(k.N), as_int(k.C),
@@ -83,7 +85,6 @@ struct Descriptors {
                    n, ",", c, ",", oh, ",", ow, "] but minidl expects [", k.N, ",", k.O, ",", want_oh, ",", want_ow,
                    "]");
       MINIDL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, oh, ow));
-      MINIDL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, as_int(k.O), 1, 1));
     } catch (...) {
       destroy();
       throw;
@@ -97,10 +98,9 @@ struct Descriptors {
   void destroy() {
     if (x) cudnnDestroyTensorDescriptor(x);
     if (y) cudnnDestroyTensorDescriptor(y);
-    if (bias) cudnnDestroyTensorDescriptor(bias);
     if (w) cudnnDestroyFilterDescriptor(w);
     if (conv) cudnnDestroyConvolutionDescriptor(conv);
-    x = y = bias = nullptr;
+    x = y = nullptr;
     w = nullptr;
     conv = nullptr;
   }
@@ -251,7 +251,7 @@ void cudnn_conv_forward(const cpu::ConvGeom& g, const float* x, const float* w, 
   const float one = 1.f, zero = 0.f;
   MINIDL_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.d.x, x, p.d.w, w, p.d.conv, p.algo, ws.get(), p.workspace,
                                              &zero, p.d.y, y));
-  if (bias) MINIDL_CUDNN_CHECK(cudnnAddTensor(h, &one, p.d.bias, bias, &one, p.d.y, y));
+  if (bias) bias_add(y, bias, g.N, g.O, g.col_cols());
 }
 
 void cudnn_conv_backward_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx) {
@@ -264,20 +264,15 @@ void cudnn_conv_backward_data(const cpu::ConvGeom& g, const float* dy, const flo
 }
 
 void cudnn_conv_backward_filter(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
-  if (!dw && !db) return;
-  cudnnHandle_t h = handle();
-  const float one = 1.f, zero = 0.f;
   if (dw) {
+    cudnnHandle_t h = handle();
     const auto& p = plan_for<BwdFilterPass>(h, g, dy, x, dw);
     DeviceBuffer ws(p.workspace);
+    const float one = 1.f, zero = 0.f;
     MINIDL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p.d.x, x, p.d.y, dy, p.d.conv, p.algo, ws.get(),
                                                       p.workspace, &zero, p.d.w, dw));
   }
-  if (db) {
-    // Only the dy and bias descriptors are needed; making them is host-only and cheap.
-    const Descriptors d(key_of(g));
-    MINIDL_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, d.y, dy, &zero, d.bias, db));
-  }
+  if (db) bias_grad(dy, db, g.N, g.O, g.col_cols());
 }
 
 size_t cudnn_conv_cached_plans() {
