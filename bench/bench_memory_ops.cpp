@@ -5,7 +5,7 @@
 // (forward + backward through the engine), the 3x3/2 max pool, global average pooling, and
 // one AdamW step over ResNet50's 25.56M parameters (the old per-element loop is copied below).
 //
-//   build/bench/bench_memory_ops [--threads T] [--reps R]
+//   build/bench/bench_memory_ops [--threads T] [--reps R] [--filter TEXT] [--bn-isa baseline|avx512]
 //
 // Each pair (old, new) runs alternately R times; prints the median times and the median of
 // the per-pair old/new ratios (> 1: the new kernel is faster). No asserts on time.
@@ -15,10 +15,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "autograd/ops.h"
 #include "kernels/cpu/batchnorm.h"
+#include "kernels/cpu/batchnorm_slabs.h"  // set_bn_slab_isa
 #include "kernels/cpu/pool.h"
 #include "layers/adamw.h"
 #include "tensor/factory.h"
@@ -27,9 +29,15 @@
 
 using namespace minidl;
 
+static std::string g_filter;  // --filter: run only the pairs whose label contains it
+static bool wanted(const std::string& label) { return label.find(g_filter) != std::string::npos; }
+
 static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-static void pair(const char* name, int reps, const std::function<void()>& old_fn, const std::function<void()>& new_fn) {
+// bytes > 0: also the new kernel's (and the old one's) effective bandwidth, bytes moved / time.
+static void pair(const char* name, int reps, const std::function<void()>& old_fn, const std::function<void()>& new_fn,
+                 double bytes = 0) {
+  if (!wanted(name)) return;
   std::vector<double> to, tn, r;
   old_fn();
   new_fn();
@@ -47,8 +55,10 @@ static void pair(const char* name, int reps, const std::function<void()>& old_fn
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  std::printf("%-52s old %8.3f ms  new %8.3f ms  median old/new %5.2fx\n", name, med(to) * 1e3, med(tn) * 1e3,
+  std::printf("%-52s old %8.3f ms  new %8.3f ms  median old/new %5.2fx", name, med(to) * 1e3, med(tn) * 1e3,
               med(r));
+  if (bytes > 0) std::printf("  GB/s old %5.1f new %5.1f", bytes / med(to) * 1e-9, bytes / med(tn) * 1e-9);
+  std::printf("\n");
 }
 
 // The AdamW loop as it was before (one element at a time, std::sqrt and a division by
@@ -74,14 +84,20 @@ int main(int argc, char** argv) {
   while (f.next()) {
     if (f.is("--threads")) threads = f.int_value(1);
     else if (f.is("--reps")) reps = f.int_value(1);
+    else if (f.is("--filter")) g_filter = f.value();
+    else if (f.is("--bn-isa")) {
+      const std::string v = f.value();
+      if (v != "baseline" && v != "avx512") f.fail("--bn-isa takes baseline or avx512");
+      cpu::set_bn_slab_isa(v == "avx512" ? cpu::BnSlabIsa::avx512 : cpu::BnSlabIsa::baseline);
+    }
     else if (f.is("--help") || f.is("-h")) {
-      std::printf("usage: bench_memory_ops [--threads T (2)] [--reps R (15)]\n"
+      std::printf("usage: bench_memory_ops [--threads T (2)] [--reps R (15)] [--filter TEXT] [--bn-isa baseline|avx512]\n"
                   "old (reference / previous) vs new memory-bound kernels on ResNet50 shapes; see the file's top.\n");
       return 0;
     } else f.unknown();
   }
   set_num_threads(threads);
-  std::printf("threads %d, reps %d\n", threads, reps);
+  std::printf("threads %d, reps %d, slab batch norm loops: %s\n", threads, reps, cpu::bn_slab_isa_name());
 
   // ---- BN kernels on ResNet50 shapes at 64x64, batch 32 ----
   struct S {
@@ -120,6 +136,53 @@ int main(int argc, char** argv) {
           cpu::batchnorm_backward(dy.data<float>(), x.data<float>(), gamma.data(), mean.data(), invstd.data(), s.N,
                                   s.C, s.HW, true, dx.data<float>(), dg.data(), db.data());
         });
+  }
+
+  // ---- BN layouts: rows (the fast kernels before the slab layout) vs slabs, on the ResNet50
+  // BN shapes at 64x64 batch 32 (every C x HW that occurs, but layer1's 128 and layer3's 512
+  // channels at 16x16 and 8x8 are covered by their neighbours); GB/s counts each tensor read
+  // or written once (x, dy, relu's output, identity in; y, dx, d_identity out).
+  std::printf("-- BN layouts: old = rows, new = slabs (automatic picks slabs below HW = %lld)\n",
+              (long long)cpu::kBnSlabRowsBelow);
+  for (S s : {S{"stem [32,64,32x32]", 32, 64, 1024}, S{"layer1 [32,64,16x16]", 32, 64, 256},
+              S{"layer1 [32,256,16x16]", 32, 256, 256}, S{"layer2 [32,128,8x8]", 32, 128, 64},
+              S{"layer2 [32,512,8x8]", 32, 512, 64},
+              S{"layer3 [32,256,4x4]", 32, 256, 16}, S{"layer3 [32,1024,4x4]", 32, 1024, 16},
+              S{"layer4 [32,512,2x2]", 32, 512, 4}, S{"layer4 [32,2048,2x2]", 32, 2048, 4}}) {
+    const int64_t n = s.N * s.C * s.HW;
+    const double tb = double(n) * sizeof(float);  // one tensor's bytes
+    Generator gen(1);
+    Tensor x = randn({n}, DType::Float32, gen), dy = randn({n}, DType::Float32, gen), id = randn({n}, DType::Float32, gen);
+    Tensor y = Tensor::empty({n}), dx = Tensor::empty({n}), did = Tensor::empty({n});
+    std::vector<float> gamma(s.C, 1.0f), beta(s.C, 0.0f), mean(s.C), invstd(s.C), rm(s.C, 0.f), rv(s.C, 1.f),
+        dg(s.C), db(s.C);
+    using L = cpu::BnLayout;
+    auto fwd = [&](L layout, bool training, const float* residual, bool relu) {
+      if (training)
+        cpu::batchnorm_forward_train(x.data<float>(), gamma.data(), beta.data(), s.N, s.C, s.HW, 1e-5, 0.1,
+                                     y.data<float>(), mean.data(), invstd.data(), rm.data(), rv.data(), residual, relu,
+                                     layout);
+      else
+        cpu::batchnorm_forward_eval(x.data<float>(), gamma.data(), beta.data(), rm.data(), rv.data(), s.N, s.C, s.HW,
+                                    1e-5, y.data<float>(), residual, relu, layout);
+    };
+    auto bwd = [&](L layout, const float* relu_out, float* d_res) {
+      cpu::batchnorm_backward(dy.data<float>(), x.data<float>(), gamma.data(), mean.data(), invstd.data(), s.N, s.C,
+                              s.HW, true, dx.data<float>(), dg.data(), db.data(), relu_out, d_res, layout);
+    };
+    fwd(L::rows, true, id.data<float>(), true);  // y: a relu output with zeros, for the masks below
+    Tensor relu_out = y.clone();
+    char label[128];
+    auto row = [&](const char* what, const std::function<void(L)>& fn, double tensors) {
+      std::snprintf(label, sizeof label, "%-20s %s", what, s.name);
+      pair(label, reps, [&] { fn(L::rows); }, [&] { fn(L::slabs); }, tensors * tb);
+    };
+    row("BN fwd train", [&](L l) { fwd(l, true, nullptr, false); }, 2);
+    row("BN fwd train+add+relu", [&](L l) { fwd(l, true, id.data<float>(), true); }, 3);
+    row("BN fwd eval+relu", [&](L l) { fwd(l, false, nullptr, true); }, 2);
+    row("BN backward", [&](L l) { bwd(l, nullptr, nullptr); }, 3);
+    row("BN backward relu", [&](L l) { bwd(l, relu_out.data<float>(), nullptr); }, 4);
+    row("BN backward add+relu", [&](L l) { bwd(l, relu_out.data<float>(), did.data<float>()); }, 5);
   }
 
   // ---- op level: relu(batch_norm(x)) (+ identity) vs the fused ops, forward + backward ----
@@ -163,7 +226,7 @@ int main(int argc, char** argv) {
   }
 
   // ---- AdamW over resnet50's parameter count (25.56M floats) as one tensor ----
-  {
+  if (wanted("AdamW step, 25.56M params (resnet50) one tensor")) {  // (its setup alone takes seconds)
     const int64_t n = 25557032;
     Generator gen(5);
     Tensor p_old = randn({n}, DType::Float32, gen), g = randn({n}, DType::Float32, gen);

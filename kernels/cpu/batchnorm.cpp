@@ -1,16 +1,34 @@
 // The fast batch-norm kernels (contracts and the math in batchnorm.h).
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu/batchnorm.h"
+#include "kernels/cpu/batchnorm_slabs.h"
 #include "kernels/cpu/bn_lanes.h"
 #include "kernels/cpu/elementwise.h"  // kParallelGrain
+#include "tensor/error.h"
 
 // The lane vectors of bn_lanes.h never cross a call boundary (all inlined); GCC still notes
 // that their ABI would differ on AVX-512.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace minidl::cpu {
+
+// MINIDL_BN_LAYOUT=rows|slabs forces a layout where the caller left it automatic. A bad
+// value throws on every call (the static is initialised again), so it cannot be missed.
+bool bn_use_slabs(BnLayout layout, int64_t HW) {
+  static const BnLayout env = [] {
+    const char* v = std::getenv("MINIDL_BN_LAYOUT");
+    if (!v || !*v || !std::strcmp(v, "auto")) return BnLayout::automatic;
+    if (!std::strcmp(v, "rows")) return BnLayout::rows;
+    if (!std::strcmp(v, "slabs")) return BnLayout::slabs;
+    throw Error(detail::concat("MINIDL_BN_LAYOUT='", v, "' is not a batch-norm layout; allowed: rows, slabs, auto"));
+  }();
+  if (layout == BnLayout::automatic) layout = env;
+  return layout == BnLayout::slabs || (layout == BnLayout::automatic && HW < kBnSlabRowsBelow);
+}
 
 namespace {
 
@@ -80,7 +98,10 @@ void channel_stats(const T* x, int64_t N, int64_t C, int64_t HW, int64_t c, std:
 template <class T>
 void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t N, int64_t C, int64_t HW, double eps,
                              double momentum, T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
-                             const T* residual, bool relu) {
+                             const T* residual, bool relu, BnLayout layout) {
+  if (bn_use_slabs(layout, HW))
+    return batchnorm_forward_train_slabs(x, gamma, beta, N, C, HW, eps, momentum, y, save_mean, save_invstd,
+                                         running_mean, running_var, residual, relu);
   const double M = double(N) * HW;
   const NormaliseFn<T> normalise = pick_normalise<T>(residual != nullptr, relu);
 #pragma omp parallel if (N * C * HW > kParallelGrain)
@@ -105,14 +126,13 @@ void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t 
 
 template <class T>
 void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean, const T* running_var,
-                            int64_t N, int64_t C, int64_t HW, double eps, T* y, const T* residual, bool relu) {
+                            int64_t N, int64_t C, int64_t HW, double eps, T* y, const T* residual, bool relu,
+                            BnLayout layout) {
+  if (bn_use_slabs(layout, HW))
+    return batchnorm_forward_eval_slabs(x, gamma, beta, running_mean, running_var, N, C, HW, eps, y, residual, relu);
   std::vector<T> scale(C), shift(C);
-  for (int64_t c = 0; c < C; ++c) {
-    const double invstd = 1.0 / std::sqrt(double(running_var[c]) + eps);
-    const double s = double(gamma[c]) * invstd;
-    scale[c] = T(s);
-    shift[c] = T(double(beta[c]) - running_mean[c] * s);
-  }
+  for (int64_t c = 0; c < C; ++c)
+    eval_scale_shift(gamma[c], beta[c], running_mean[c], running_var[c], eps, scale[c], shift[c]);
   const NormaliseFn<T> normalise = pick_normalise<T>(residual != nullptr, relu);
 #pragma omp parallel for schedule(static) if (N * C * HW > kParallelGrain)
   for (int64_t row = 0; row < N * C; ++row) {
@@ -157,8 +177,7 @@ void backward_impl(const T* dy, const T* x, const T* gamma, const T* mean, const
     if (!dx && !d_residual) continue;
     // Sweep 2: dx = g dy' - k (x - mean) - e, with g = gamma invstd, k = g invstd sum(dy' xhat) / M
     // and e = g sum(dy') / M (all zero but g in eval mode, where the statistics are constants).
-    const double g = double(gamma[c]) * is;
-    const T tg = T(g), tk = training ? T(g * is * sum_dy_xhat / M) : T(0), te = training ? T(g * sum_dy / M) : T(0);
+    const auto [tg, tk, te] = bn_grad_coeffs(gamma[c], is, sum_dy, sum_dy_xhat, M, training);
     for (int64_t n = 0; n < N; ++n) {
       const int64_t off = (n * C + c) * HW;
       const T *d = dy + off, *p = x + off, *o = kMask ? out + off : nullptr;
@@ -181,7 +200,11 @@ void backward_impl(const T* dy, const T* x, const T* gamma, const T* mean, const
 
 template <class T>
 void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, const T* invstd, int64_t N, int64_t C,
-                        int64_t HW, bool training, T* dx, T* dgamma, T* dbeta, const T* relu_out, T* d_residual) {
+                        int64_t HW, bool training, T* dx, T* dgamma, T* dbeta, const T* relu_out, T* d_residual,
+                        BnLayout layout) {
+  if (bn_use_slabs(layout, HW))
+    return batchnorm_backward_slabs(dy, x, gamma, mean, invstd, N, C, HW, training, dx, dgamma, dbeta, relu_out,
+                                    d_residual);
   if (relu_out)
     backward_impl<true>(dy, x, gamma, mean, invstd, N, C, HW, training, dx, dgamma, dbeta, relu_out, d_residual);
   else
@@ -190,11 +213,11 @@ void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, 
 
 #define MINIDL_INSTANTIATE(T)                                                                                       \
   template void batchnorm_forward_train<T>(const T*, const T*, const T*, int64_t, int64_t, int64_t, double, double, \
-                                           T*, T*, T*, T*, T*, const T*, bool);                                     \
+                                           T*, T*, T*, T*, T*, const T*, bool, BnLayout);                                     \
   template void batchnorm_forward_eval<T>(const T*, const T*, const T*, const T*, const T*, int64_t, int64_t,       \
-                                          int64_t, double, T*, const T*, bool);                                     \
+                                          int64_t, double, T*, const T*, bool, BnLayout);                                     \
   template void batchnorm_backward<T>(const T*, const T*, const T*, const T*, const T*, int64_t, int64_t, int64_t,  \
-                                      bool, T*, T*, T*, const T*, T*);
+                                      bool, T*, T*, T*, const T*, T*, BnLayout);
 MINIDL_INSTANTIATE(float)
 MINIDL_INSTANTIATE(double)
 #undef MINIDL_INSTANTIATE

@@ -20,23 +20,34 @@
 // in L1; rows merged exactly in double, Chan et al.) and one normalise sweep while the
 // channel is still in L2. Backward: one reduction sweep (sum dy', sum dy' (x - mean)) and
 // one sweep writing dx. Inner loops are lane sums over HW (bn_lanes.h) that vectorise.
+// Rows shorter than kBnSlabRowsBelow values (ResNet's 4x4 and 2x2 stages) take the slab
+// layout instead (batchnorm_slabs.cpp): OpenMP over blocks of channels, whose values for one
+// sample n form one contiguous slab, reduced down the columns over n.
 // The *_reference kernels (batchnorm_reference.cpp) are the plain versions they are tested against.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 namespace minidl::cpu {
+
+// Which loop structure the fast kernels use: automatic picks slabs for HW < kBnSlabRowsBelow,
+// unless the environment variable MINIDL_BN_LAYOUT (read once) is rows or slabs (an A/B switch
+// for end-to-end benchmarks). Both are exact for any shape; the tests and the bench force one.
+enum class BnLayout { automatic, rows, slabs };
+constexpr int64_t kBnSlabRowsBelow = 32;
+bool bn_use_slabs(BnLayout layout, int64_t HW);
 
 // Writes y, and the batch mean and invstd (saved for backward); updates running stats when
 // running_mean/var are non-null. residual (same shape as x) may be nullptr.
 template <class T>
 void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t N, int64_t C, int64_t HW, double eps,
                              double momentum, T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
-                             const T* residual = nullptr, bool relu = false);
+                             const T* residual = nullptr, bool relu = false, BnLayout layout = BnLayout::automatic);
 
 template <class T>
 void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean, const T* running_var,
                             int64_t N, int64_t C, int64_t HW, double eps, T* y, const T* residual = nullptr,
-                            bool relu = false);
+                            bool relu = false, BnLayout layout = BnLayout::automatic);
 
 // dx, dgamma, dbeta may each be nullptr when not needed. In eval mode pass the running
 // statistics as mean and invstd = rsqrt(running_var + eps), and training = false.
@@ -45,7 +56,7 @@ void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* 
 template <class T>
 void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, const T* invstd, int64_t N, int64_t C,
                         int64_t HW, bool training, T* dx, T* dgamma, T* dbeta, const T* relu_out = nullptr,
-                        T* d_residual = nullptr);
+                        T* d_residual = nullptr, BnLayout layout = BnLayout::automatic);
 
 // Channel c's statistics into the saved ones, and folded into the running ones (shared by
 // the fast and the reference forward). M = N*HW values; var is the biased variance.
@@ -59,6 +70,31 @@ inline void store_channel_stats(int64_t c, double mean, double var, double invst
     const double unbiased = M > 1 ? var * M / (M - 1) : var;
     running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
   }
+}
+
+// Eval-mode (or any fixed-statistics) affine form y = x * scale + shift of channel c,
+// shared by the row and slab layouts so both round alike.
+template <class T>
+inline void eval_scale_shift(T gamma, T beta, T running_mean, T running_var, double eps, T& scale, T& shift) {
+  const double invstd = 1.0 / std::sqrt(double(running_var) + eps);
+  const double s = double(gamma) * invstd;
+  scale = T(s);
+  shift = T(double(beta) - running_mean * s);
+}
+
+// Backward's per-channel coefficients, dx = g dy' - k (x - mean) - e, with g = gamma invstd,
+// k = g invstd sum(dy' xhat) / M and e = g sum(dy') / M (k = e = 0 in eval mode, where the
+// statistics are constants). Shared by both layouts.
+template <class T>
+struct BnGradCoeffs {
+  T g, k, e;
+};
+template <class T>
+inline BnGradCoeffs<T> bn_grad_coeffs(T gamma, double invstd, double sum_dy, double sum_dy_xhat, double M,
+                                      bool training) {
+  const double g = double(gamma) * invstd;
+  if (!training) return {T(g), T(0), T(0)};
+  return {T(g), T(g * invstd * sum_dy_xhat / M), T(g * sum_dy / M)};
 }
 
 // The plain kernels: the same contracts without the fused epilogue, double accumulation,
