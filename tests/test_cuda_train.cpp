@@ -29,6 +29,8 @@
 #include "models/safetensors.h"
 #include "models/state_dict.h"
 #include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/run_setup.h"
 #include "train/trainer.h"
 
 using namespace minidl;
@@ -544,6 +546,36 @@ TrainConfig sample_run(const fs::path& out, const std::string& device) {
   return c;
 }
 }  // namespace
+
+TEST_CASE("cuda evaluate: a model on the GPU scores a loader as its CPU twin does, and stays in its mode") {
+  MINIDL_REQUIRE_GPU();
+  std::ostringstream log;
+  const TrainConfig c = sample_run("unused", "cpu");
+  RunData data = prepare_data(c, "", "", log);  // no split file written
+  const int64_t k = int64_t(data.folder.classes.size());
+  Twins t = twins("resnet18", k, 17);
+  // One training step first, so eval mode uses running statistics that are not the defaults.
+  const StepBatch b = make_batch(8, 32, k, 5);
+  forward_backward(*t.cpu, b, Device::CPU);
+  forward_backward(*t.gpu, b, Device::CUDA);
+  const EvalResult rc = evaluate(*t.cpu, *data.val, k, c.max_batches);
+  const EvalResult rg = evaluate(*t.gpu, *data.val, k, c.max_batches);
+  CHECK(t.gpu->is_training());  // the mode it had before
+  CHECK(t.gpu->device() == Device::CUDA);
+  REQUIRE(rg.count == rc.count);
+  REQUIRE(rc.count > 0);
+  int64_t flips = 0;  // a near-tie between two classes may go either way
+  for (size_t i = 0; i < rc.records.size(); ++i) {
+    const EvalRecord &g = rg.records[i], &r = rc.records[i];
+    CHECK(g.index == r.index);
+    CHECK(g.label == r.label);
+    CHECK(std::isfinite(g.score.loss));
+    CHECK(std::abs(g.score.loss - r.score.loss) <= 1e-4 * std::max(1.0, r.score.loss));
+    flips += g.score.predicted != r.score.predicted;
+  }
+  CHECK(flips <= 1);
+  CHECK(std::abs(rg.loss - rc.loss) <= 1e-4 * std::max(1.0, rc.loss));
+}
 
 TEST_CASE("cuda train_model: a run on the GPU, one resumed there from a CPU checkpoint, classify on the GPU") {
   MINIDL_REQUIRE_GPU();
