@@ -12,12 +12,19 @@
 
 namespace minidl::testing {
 
+// The error of one element pair: NaN against NaN and equal infinities match (0); NaN or
+// infinity against anything else is an infinite error, never silently dropped by max().
+inline double element_error(double a, double b, double scale) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b) ? 0.0 : HUGE_VAL;
+  if (std::isinf(a) || std::isinf(b)) return a == b ? 0.0 : HUGE_VAL;
+  return std::abs(a - b) / scale;
+}
+
 // max_i |a_i - b_i| / max(|b_i|, floor): the project's relative error (floor guards zeros).
 inline double max_rel_error(const std::vector<double>& a, const std::vector<double>& b, double floor = 1e-6) {
   REQUIRE(a.size() == b.size());
   double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    worst = std::max(worst, std::abs(a[i] - b[i]) / std::max(std::abs(b[i]), floor));
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, element_error(a[i], b[i], std::max(std::abs(b[i]), floor)));
   return worst;
 }
 
