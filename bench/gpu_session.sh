@@ -127,15 +127,15 @@ if wants ctest; then
 fi
 
 # ---- memcheck on the CUDA test files, one file at a time (a slow file cannot starve the
-# others). minidl's caching allocator reuses blocks, so memcheck sees accesses outside any
-# cudaMalloc'd region, not every overrun inside a cached one.
+# others), with MINIDL_CUDA_ALLOC=direct: a cudaMalloc per tensor instead of the caching
+# allocator, so an overrun past a tensor's end is outside its allocation and memcheck sees it.
 if wants memcheck; then
   SANITIZER=$(command -v compute-sanitizer ||
     find /usr/local/cuda*/ /opt/nvidia/ -maxdepth 3 -type f -name compute-sanitizer 2>/dev/null | head -1)
   say "compute-sanitizer: ${SANITIZER:-not found}"
   for src in "$ROOT"/tests/test_cuda_*.cpp; do
     name=${src##*/}
-    step "memcheck ${name%.cpp}" 45 "$OUT/memcheck.log" "${SANITIZER:-compute-sanitizer}" --tool memcheck --error-exitcode 99 \
+    step "memcheck ${name%.cpp}" 45 "$OUT/memcheck.log" env MINIDL_CUDA_ALLOC=direct "${SANITIZER:-compute-sanitizer}" --tool memcheck --error-exitcode 99 \
       --print-limit 100 "$BUILD/tests/minidl_tests" "--source-file=*$name" --no-intro --no-version
   done
   grep -E "ERROR SUMMARY|^\[doctest\] (test cases|assertions)" "$OUT/memcheck.log" >>"$SUMMARY"

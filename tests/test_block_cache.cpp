@@ -138,3 +138,26 @@ TEST_CASE("block cache: a raw free that throws leaves no block to be freed twice
   CHECK(freed.size() == 4);
   CHECK(cache.bytes_reserved() == 0);
 }
+
+TEST_CASE("block cache: without caching every release is a raw free at once") {
+  FakeDevice dev;
+  BlockCache cache(
+      [&](size_t n) -> void* {
+        ++dev.mallocs;
+        return std::malloc(n);
+      },
+      [&](void* p) {
+        ++dev.frees;
+        std::free(p);
+      },
+      /*caching=*/false);
+  void* a = cache.allocate(1000);
+  CHECK(cache.release(a));
+  CHECK(dev.frees == 1);
+  CHECK(cache.bytes_reserved() == 0);
+  void* b = cache.allocate(1000);
+  CHECK(dev.mallocs == 2);
+  CHECK(cache.cache_hits() == 0);
+  CHECK(cache.release(b));
+  CHECK(cache.bytes_in_use() == 0);
+}

@@ -3,6 +3,9 @@
 // still have an allocator to return to (and no cudaFree runs after the driver shuts down).
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "kernels/cuda/block_cache.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/runtime.h"
@@ -10,6 +13,15 @@
 namespace minidl::cuda {
 
 namespace {
+
+// MINIDL_CUDA_ALLOC: "cache" (the default) or "direct" (cudaMalloc/cudaFree per tensor, for
+// compute-sanitizer); anything else is an error naming the variable.
+bool caching_from_env() {
+  const char* v = std::getenv("MINIDL_CUDA_ALLOC");
+  if (!v || !*v || std::string(v) == "cache") return true;
+  if (std::string(v) == "direct") return false;
+  throw Error(detail::concat("MINIDL_CUDA_ALLOC='", v, "' is not an allocator mode: expected cache or direct"));
+}
 
 BlockCache& cache() {
   static BlockCache* c = new BlockCache(
@@ -27,7 +39,8 @@ BlockCache& cache() {
         // Queued kernels may still use a cached block that is about to be freed.
         MINIDL_CUDA_CHECK(cudaStreamSynchronize(stream()));
         MINIDL_CUDA_CHECK(cudaFree(p));
-      });
+      },
+      caching_from_env());
   return *c;
 }
 

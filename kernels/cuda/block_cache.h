@@ -18,7 +18,11 @@ class BlockCache {
   using RawAlloc = std::function<void*(size_t)>;  // nullptr when the device is out of memory
   using RawFree = std::function<void(void*)>;
 
-  BlockCache(RawAlloc raw_alloc, RawFree raw_free) : raw_alloc_(std::move(raw_alloc)), raw_free_(std::move(raw_free)) {}
+  // caching = false makes every release a raw free at once (MINIDL_CUDA_ALLOC=direct): slower,
+  // but a memory checker then sees each tensor as its own allocation and catches overruns
+  // into what would otherwise be a neighbouring cached block.
+  BlockCache(RawAlloc raw_alloc, RawFree raw_free, bool caching = true)
+      : raw_alloc_(std::move(raw_alloc)), raw_free_(std::move(raw_free)), caching_(caching) {}
   BlockCache(const BlockCache&) = delete;
   BlockCache& operator=(const BlockCache&) = delete;
 
@@ -65,9 +69,15 @@ class BlockCache {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = live_.find(p);
     if (it == live_.end()) return false;
-    free_.emplace(it->second, p);
-    in_use_ -= it->second;
+    const size_t size = it->second;
+    in_use_ -= size;
     live_.erase(it);
+    if (caching_) {
+      free_.emplace(size, p);
+    } else {
+      reserved_ -= size;
+      raw_free_(p);
+    }
     return true;
   }
 
@@ -103,6 +113,7 @@ class BlockCache {
 
   RawAlloc raw_alloc_;
   RawFree raw_free_;
+  bool caching_ = true;
   mutable std::mutex mu_;
   std::multimap<size_t, void*> free_;       // cached blocks by size
   std::unordered_map<void*, size_t> live_;  // handed-out blocks and their rounded sizes
