@@ -3,13 +3,16 @@
 // data (dx) and backward weight (dw, with db). Prints a table and per-group medians; no
 // asserts on time.
 //
-//   build/bench/bench_conv [--threads T] [--reps R] [--batch N] [--filter TEXT] [--lowerings]
+//   build/bench/bench_conv [--threads T] [--reps R] [--batch N] [--filter TEXT] [--lowerings] [--implicit]
 //
 // Contenders, alternated within each repetition (same moment, same noise on a shared
 // machine): "old" is conv2d.cpp as of commit 29c2680 (per-sample im2col with a bounds test
 // per element, samples over threads, dW through per-thread partial buffers), copied below;
 // "new" is cpu::conv2d_* (plan_conv's choice). With --lowerings also both lowerings forced
 // (PerSample; Batched with plan_conv's chunk), to check plan_conv's choice per shape.
+// With --implicit also the forward through the column matrix (plan_conv's plan with
+// implicit = false: im2col, then the GEMM packs the columns) against plan_conv's plan (the
+// implicit GEMM where it says so), column "colmat/new"; the backward passes are then skipped.
 // Within a repetition the two contenders' calls alternate one by one; a repetition's ratio
 // is the median of its per-pair ratios (old / new), its times the median calls; the table
 // shows the medians over repetitions.
@@ -242,13 +245,13 @@ const char* lowering_name(const cpu::ConvPlan& p) {
 int main(int argc, char** argv) {
   int threads = get_num_threads(), reps = 7;
   int64_t batch = 32;
-  bool lowerings = false;
+  bool lowerings = false, implicit = false;
   std::string filter;
   double target = 0.02;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
-      std::printf("usage: bench_conv [--threads T] [--reps R] [--batch N] [--filter TEXT] [--lowerings]\n");
+      std::printf("usage: bench_conv [--threads T] [--reps R] [--batch N] [--filter TEXT] [--lowerings] [--implicit]\n");
       return 0;
     } else if (a == "--threads" && i + 1 < argc) {
       threads = std::atoi(argv[++i]);
@@ -260,6 +263,8 @@ int main(int argc, char** argv) {
       filter = argv[++i];
     } else if (a == "--lowerings") {
       lowerings = true;
+    } else if (a == "--implicit") {
+      implicit = true;
     } else {
       std::fprintf(stderr, "bench_conv: unknown or incomplete flag '%s' (see --help)\n", a.c_str());
       return 2;
@@ -268,9 +273,9 @@ int main(int argc, char** argv) {
   ThreadCountGuard tc(threads);
   std::printf("bench_conv: %d threads, batch %lld, %d reps (old = conv2d.cpp at 29c2680)\n\n", threads,
               (long long)batch, reps);
-  std::printf("| layer | pass | P | plan | old ms | new ms | new GFLOP/s | old/new |%s\n",
-              lowerings ? " per-sample/new | batched/new |" : "");
-  std::printf("|---|---|---:|---|---:|---:|---:|---:|%s\n", lowerings ? "---:|---:|" : "");
+  std::printf("| layer | pass | P | plan | old ms | new ms | new GFLOP/s | old/new |%s%s\n",
+              lowerings ? " per-sample/new | batched/new |" : "", implicit ? " colmat/new |" : "");
+  std::printf("|---|---|---:|---|---:|---:|---:|---:|%s%s\n", lowerings ? "---:|---:|" : "", implicit ? "---:|" : "");
 
   struct Row {
     std::string group, pass;
@@ -287,6 +292,7 @@ int main(int argc, char** argv) {
     std::vector<float> y(g.N * g.O * P), dx(x.size()), dw(w.size()), db(g.O);
     const double flops = 2.0 * double(g.N) * double(g.O) * double(K) * double(P);
     for (cpu::ConvPass pass : {cpu::ConvPass::Forward, cpu::ConvPass::BackwardInput, cpu::ConvPass::BackwardWeight}) {
+      if (implicit && pass != cpu::ConvPass::Forward) continue;  // --implicit: the forward only
       const cpu::ConvPlan plan = cpu::plan_conv(g, pass, sizeof(float));
       const cpu::ConvPlan forced[2] = {{cpu::ConvLowering::PerSample, 1},
                                        {cpu::ConvLowering::Batched, cpu::conv_chunk(g, sizeof(float))}};
@@ -305,7 +311,10 @@ int main(int argc, char** argv) {
           case cpu::ConvPass::BackwardWeight: return old::backward_weight(g, dy.data(), x.data(), dw.data(), db.data());
         }
       };
-      std::vector<double> t_old, t_new, r_old, r_ps, r_b;
+      cpu::ConvPlan colmat = plan;
+      colmat.implicit = false;
+      const bool vs_colmat = implicit && plan.implicit;
+      std::vector<double> t_old, t_new, r_old, r_ps, r_b, r_col;
       run_old();  // warm-up: workspaces, caches, thread pool
       run_new(plan);
       for (int r = 0; r < reps; ++r) {
@@ -318,13 +327,16 @@ int main(int argc, char** argv) {
           r_ps.push_back(time_pair([&] { run_new(forced[0]); }, run_plan, target).ratio);
           r_b.push_back(time_pair([&] { run_new(forced[1]); }, run_plan, target).ratio);
         }
+        if (vs_colmat) r_col.push_back(time_pair([&] { run_new(colmat); }, run_plan, target).ratio);
       }
       const char* pass_name = pass == cpu::ConvPass::Forward ? "fwd" : pass == cpu::ConvPass::BackwardInput ? "dx" : "dw";
       char plan_text[48];
-      std::snprintf(plan_text, sizeof plan_text, "%s x%lld", lowering_name(plan), (long long)plan.chunk);
+      std::snprintf(plan_text, sizeof plan_text, "%s x%lld%s", lowering_name(plan), (long long)plan.chunk,
+                    plan.implicit ? " implicit" : "");
       std::printf("| %s | %s | %lld | %s | %.3f | %.3f | %.1f | %.2f |", label.c_str(), pass_name, (long long)P,
                   plan_text, 1e3 * median(t_old), 1e3 * median(t_new), flops / median(t_new) * 1e-9, median(r_old));
       if (lowerings) std::printf(" %.2f | %.2f |", median(r_ps), median(r_b));
+      if (implicit) vs_colmat ? std::printf(" %.2f |", median(r_col)) : std::printf(" |");
       std::printf("\n");
       std::fflush(stdout);
       rows.push_back({L.group, pass_name, median(r_old)});

@@ -3,8 +3,9 @@
 // with chunks that leave a remainder, and plan_conv's own choice) against the nested-loop
 // conv2d_reference_*, in float and double, on random awkward shapes (kernels 1-7, strides
 // 1-3, padding 0-3, H != W, odd channel counts, N = 1, 3, 33), at 1 and 2 threads, with
-// bit-identical results across thread counts; the fast im2col / col2im against the
-// per-element versions; and the workspace bound of plan_conv.
+// bit-identical results across thread counts; the implicit-GEMM forward (no im2col buffer)
+// against the reference and bit for bit against the column-matrix forward; the fast im2col /
+// col2im against the per-element versions; and the workspace bound of plan_conv.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -138,12 +139,18 @@ void check_same_bits(const ConvOut<T>& a, const ConvOut<T>& b) {
 }
 
 // The plans a shape is tested under: both lowerings, batched chunks of plan_conv's size and
-// of sizes that leave a remainder (2 and 5 samples), and plan_conv's own plan.
+// of sizes that leave a remainder (2 and 5 samples), each with the forward's column matrix
+// and as an implicit GEMM (the flag is ignored for double and by the backward passes);
+// plan_conv's own plan is tested through the public functions.
 std::vector<ConvPlan> plans_for(const ConvGeom& g) {
-  return {{ConvLowering::PerSample, 1},
-          {ConvLowering::Batched, cpu::conv_chunk(g, 4)},
-          {ConvLowering::Batched, 2},
-          {ConvLowering::Batched, 5}};
+  std::vector<ConvPlan> plans;
+  for (bool implicit : {false, true})
+    for (ConvPlan p : {ConvPlan{ConvLowering::PerSample, 1}, ConvPlan{ConvLowering::Batched, cpu::conv_chunk(g, 4)},
+                       ConvPlan{ConvLowering::Batched, 2}, ConvPlan{ConvLowering::Batched, 5}}) {
+      p.implicit = implicit;
+      plans.push_back(p);
+    }
+  return plans;
 }
 
 template <class T>
@@ -153,6 +160,7 @@ void check_against_reference(const ConvGeom& g, uint64_t seed) {
   for (const ConvPlan& plan : plans_for(g)) {
     CAPTURE(int(plan.lowering));
     CAPTURE(plan.chunk);
+    CAPTURE(plan.implicit);
     for (int threads : {1, 2}) {
       CAPTURE(threads);
       ThreadCountGuard tc(threads);
@@ -224,6 +232,7 @@ TEST_CASE("fast conv2d is bit-identical for 1 and 2 threads under every lowering
     for (const ConvPlan& plan : plans_for(g)) {
       CAPTURE(int(plan.lowering));
       CAPTURE(plan.chunk);
+      CAPTURE(plan.implicit);
       ConvOut<float> one, two;
       {
         ThreadCountGuard tc(1);
@@ -246,6 +255,45 @@ TEST_CASE("fast conv2d is bit-identical for 1 and 2 threads under every lowering
     }
     check_same_bits(one, two);
   }
+}
+
+TEST_CASE("the implicit-GEMM forward gives the column-matrix forward's bits where plan_conv picks it") {
+  // plan_conv sets `implicit` where the column-matrix GEMM runs the packed kernel unswapped
+  // (>= 16 columns), which packs exactly the panels the implicit GEMM packs from x. Random
+  // awkward shapes (odd C, H, W; strides 1-3; padding 0-3), both lowerings, 1 and 2 threads.
+  // Both SGEMM kernels: run the suite with MINIDL_GEMM=avx2 and =avx512.
+  Generator r(4242);
+  int tested = 0;
+  for (int i = 0; i < 60; ++i) {
+    const ConvGeom g = random_geom(r, i % 2 ? 3 : 5);
+    const ConvPlan chosen = cpu::plan_conv(g, ConvPass::Forward, 4);
+    CHECK(chosen.implicit == (!g.pointwise() && chosen.chunk * g.col_cols() >= 16));
+    CAPTURE(describe(g));
+    const ConvData<float> d(g, 600 + i);
+    for (ConvPlan plan : {ConvPlan{ConvLowering::PerSample, 1}, ConvPlan{ConvLowering::Batched, 2}}) {
+      if (g.pointwise() || plan.chunk * g.col_cols() < 16) continue;
+      CAPTURE(int(plan.lowering));
+      for (int threads : {1, 2}) {
+        CAPTURE(threads);
+        ThreadCountGuard tc(threads);
+        std::vector<float> dense(d.dy.size()), implicit(d.dy.size());
+        cpu::conv2d_forward_planned<float>(g, plan, d.x.data(), d.w.data(), d.b.data(), dense.data());
+        plan.implicit = true;
+        cpu::conv2d_forward_planned<float>(g, plan, d.x.data(), d.w.data(), d.b.data(), implicit.data());
+        plan.implicit = false;
+        CHECK(same_bits(dense, implicit));
+        ++tested;
+      }
+    }
+  }
+  CHECK(tested > 50);
+  // Never for the backward passes, double or pointwise convs.
+  const ConvGeom l2 = cpu::make_conv_geom(32, 128, 8, 8, 128, 3, 3, 1, 1, 1, 1);
+  CHECK(cpu::plan_conv(l2, ConvPass::Forward, 4).implicit);
+  CHECK_FALSE(cpu::plan_conv(l2, ConvPass::Forward, 8).implicit);
+  CHECK_FALSE(cpu::plan_conv(l2, ConvPass::BackwardInput, 4).implicit);
+  CHECK_FALSE(cpu::plan_conv(l2, ConvPass::BackwardWeight, 4).implicit);
+  CHECK_FALSE(cpu::plan_conv(cpu::make_conv_geom(32, 64, 8, 8, 64, 1, 1, 1, 1, 0, 0), ConvPass::Forward, 4).implicit);
 }
 
 TEST_CASE("the batched chunk keeps the workspace bounded and leaves no starved last chunk") {

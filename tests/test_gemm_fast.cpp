@@ -4,7 +4,8 @@
 // and tile edge (6 x 16 tiles for AVX2, 8 x 32 for AVX-512, KC = 256, MC = 144 rows and
 // NG = 256 columns per work item, the dot kernel's 8 columns and its 4096-long K blocks),
 // each path the dispatcher can take (packed, swapped, dot, packed A), 1 and 2 threads and
-// inside an outer parallel region, which must all give the same bits. Every test runs each
+// inside an outer parallel region, which must all give the same bits. The implicit conv
+// GEMM (op(B) packed from images) against the same product over the materialised im2col. Every test runs each
 // kernel this CPU supports and says which it skips. Then the routing: MINIDL_GEMM's values
 // and errors, and gemm<float> running the selected kernel.
 #include <omp.h>
@@ -17,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_fast.h"
 #include "tensor/error.h"
@@ -42,13 +44,16 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 // One fast kernel: its name, whether this CPU can run it, its entry point.
 using SgemmFn = void (*)(const cpu::SgemmConfig&, bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
                          const float*, int64_t, float, float*, int64_t);
+using ImageFn = void (*)(const cpu::SgemmConfig&, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                         const cpu::SgemmImage&, float, float*, int64_t);
 struct Kernel {
   std::string name;
   bool (*available)();
   SgemmFn run;
+  ImageFn image;  // the implicit conv GEMM (op(B) packed from an image)
 };
-const Kernel kKernels[] = {{"avx2", cpu::cpu_has_avx2_fma, cpu::sgemm_avx2_config},
-                           {"avx512", cpu::cpu_has_avx512, cpu::sgemm_avx512_config}};
+const Kernel kKernels[] = {{"avx2", cpu::cpu_has_avx2_fma, cpu::sgemm_avx2_config, cpu::sgemm_avx2_image},
+                           {"avx512", cpu::cpu_has_avx512, cpu::sgemm_avx512_config, cpu::sgemm_avx512_image}};
 
 // body(kernel) for every kernel this CPU supports; a skip message for each other one.
 template <class Body>
@@ -359,4 +364,86 @@ TEST_CASE("gemm<float> runs the selected kernel, and gemm_isa() names it") {
       CHECK(same_bits(C, c.run_fast(k)));
     }
   }
+}
+
+namespace {
+
+// An implicit-GEMM problem: `samples` images (each followed by a gap, so the sample stride
+// is not C*H*W), weights A [M, K] (lda padded), C [M, N] with a sentinel column, and the
+// same op(B) materialised with im2col (samples side by side, [K, N]) for the dense call.
+struct ImageCase {
+  cpu::ConvGeom g;
+  cpu::SgemmImage img;
+  int64_t M, N, K, lda, ldc;
+  std::vector<float> x, cols;
+  Case dense;  // the same product with B = cols
+
+  ImageCase(const cpu::ConvGeom& g_, int64_t M_, float alpha, float beta, uint64_t seed)
+      : g(g_), M(M_), N(g_.N * g_.col_cols()), K(g_.col_rows()), dense(false, false, M_, N, K, alpha, beta, seed) {
+    const int64_t chw = g.C * g.H * g.W, stride = chw + 7, P = g.col_cols();
+    x = random_floats(size_t(g.N * stride), seed + 5);
+    img = cpu::SgemmImage{x.data(), g.N, stride, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW};
+    // dense.B [K, ldb] <- the samples' im2col side by side (ldb = N + 5 keeps its padding).
+    std::vector<float> one(size_t(K * P));
+    for (int64_t s = 0; s < g.N; ++s) {
+      cpu::im2col_reference<float>(g, x.data() + s * stride, one.data());
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t i = 0; i < P; ++i) dense.B[size_t(k * dense.ldb + s * P + i)] = one[size_t(k * P + i)];
+    }
+  }
+  std::vector<float> run_image(const Kernel& k) const {
+    std::vector<float> C = dense.C0;
+    k.image({}, M, N, K, dense.alpha, dense.A.data(), dense.lda, img, dense.beta, C.data(), dense.ldc);
+    return C;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("implicit conv GEMM: op(B) packed from images equals the product over the materialised im2col") {
+  // Geometries around the packing's edges: odd C, H, W; strides 1 and 2 (and 3); padding 0,
+  // 1, 3 (wider than some kernels' reach); 1x1 with stride; several samples whose columns
+  // straddle slivers and work items (N > NG = 256 for two items); K over two K blocks
+  // (C*KH*KW > 256); output rows shorter and longer than a sliver.
+  const cpu::ConvGeom geoms[] = {
+      cpu::make_conv_geom(1, 3, 9, 7, 1, 3, 3, 1, 1, 1, 1),     // P = 63, one sample
+      cpu::make_conv_geom(3, 5, 7, 11, 1, 3, 3, 2, 2, 1, 1),    // stride 2, P = 24 per sample
+      cpu::make_conv_geom(2, 37, 6, 5, 1, 3, 3, 1, 1, 1, 1),    // K = 333: two K blocks
+      cpu::make_conv_geom(2, 3, 19, 21, 1, 7, 7, 2, 2, 3, 3),   // the stem's 7x7/2 pad 3, N = 220
+      cpu::make_conv_geom(5, 7, 8, 9, 1, 3, 3, 1, 1, 0, 0),     // no padding, N = 210
+      cpu::make_conv_geom(3, 4, 5, 4, 1, 3, 5, 3, 2, 3, 1),     // padding wider than the input
+      cpu::make_conv_geom(9, 6, 9, 7, 1, 1, 1, 2, 2, 0, 0),     // 1x1/2 downsample, N = 180
+      cpu::make_conv_geom(7, 9, 13, 12, 1, 3, 3, 1, 1, 1, 1),   // N = 1092: five items
+      cpu::make_conv_geom(4, 2, 2, 2, 1, 3, 3, 1, 1, 1, 1),     // P = 4: a sliver spans samples
+      cpu::make_conv_geom(1, 2, 3, 3, 1, 3, 3, 1, 1, 1, 1),     // N = 9 < 16: correct, not same bits
+  };
+  for_each_kernel([&](const Kernel& k) {
+    uint64_t seed = 700;
+    for (const cpu::ConvGeom& g : geoms)
+      for (int64_t M : {5, 17, 150})
+        for (float beta : {0.f, 0.5f}) {
+          CAPTURE(g.N);
+          CAPTURE(g.C);
+          CAPTURE(g.H);
+          CAPTURE(g.W);
+          CAPTURE(g.KH);
+          CAPTURE(g.SH);
+          CAPTURE(g.PH);
+          CAPTURE(M);
+          CAPTURE(beta);
+          const ImageCase c(g, M, 0.75f, beta, seed += 10);
+          std::vector<float> one, two;
+          {
+            ThreadCountGuard t(1);
+            one = c.run_image(k);
+          }
+          {
+            ThreadCountGuard t(2);
+            two = c.run_image(k);
+          }
+          CHECK(same_bits(one, two));
+          CHECK(c.dense.error(one, c.dense.run_reference()) <= tolerance(c.K));
+          if (c.N >= 16) CHECK(same_bits(one, c.dense.run_fast(k)));  // the dense call packs the same panels
+        }
+  });
 }

@@ -35,10 +35,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cpu/conv2d_lowering.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_fast.h"
 #include "tensor/error.h"
 
 namespace minidl::cpu {
@@ -46,6 +49,11 @@ namespace minidl::cpu {
 namespace {
 
 constexpr int64_t kChunkBytes = int64_t(4) << 20;
+
+// The implicit GEMM (gemm_fast.h) gives the column-matrix GEMM's bits when the GEMM has at
+// least this many columns (the dense call then takes the packed kernel, unswapped, on both
+// ISAs: it swaps below one vector, 16 floats for AVX-512, and uses the dot kernel up to 8).
+constexpr int64_t kImplicitMinCols = 16;
 
 // Below this many multiply-adds a parallel region costs more than it saves.
 bool worth_parallel(const ConvGeom& g) { return g.N * g.O * g.col_rows() * g.col_cols() > (1 << 18); }
@@ -146,8 +154,14 @@ ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes) {
   const int64_t batched_up_to = pass == ConvPass::Forward ? 8 : 32;
   const int64_t chunk = conv_chunk(g, elem_bytes);
   const int64_t chunk_macs = g.O * g.col_rows() * chunk * g.col_cols();
-  if (g.col_cols() > batched_up_to || chunk_macs < (int64_t(1) << 25)) return {ConvLowering::PerSample, 1};
-  return {ConvLowering::Batched, chunk};
+  ConvPlan plan{ConvLowering::Batched, chunk};
+  if (g.col_cols() > batched_up_to || chunk_macs < (int64_t(1) << 25)) plan = {ConvLowering::PerSample, 1};
+  // Implicit GEMM where the column-matrix GEMM is the packed kernel, unswapped, so both
+  // paths give the same bits (a last, smaller chunk below kImplicitMinCols goes through the
+  // column matrix: conv2d_forward_planned).
+  plan.implicit = pass == ConvPass::Forward && elem_bytes == int64_t(sizeof(float)) && !g.pointwise() &&
+                  plan.chunk * g.col_cols() >= kImplicitMinCols;
+  return plan;
 }
 
 // gemm() runs inside the parallel regions below, where an exception cannot escape (it would
@@ -155,20 +169,57 @@ ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes) {
 // bad MINIDL_GEMM into an ordinary minidl::Error the caller can report.
 inline void resolve_gemm_kernel() { (void)gemm_isa(); }
 
+// MINIDL_CONV_IMPLICIT=0 in the environment turns the implicit GEMM off everywhere (read
+// once), for A/B timings of whole models (bench_train); the bits do not change.
+bool implicit_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("MINIDL_CONV_IMPLICIT");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return on;
+}
+
+// Whether the forward runs `plan` as an implicit GEMM: float only, and only with a fast GEMM
+// kernel (the reference GEMM has no implicit form). Each GEMM of fewer than kImplicitMinCols
+// columns still goes through the column matrix.
+template <class T>
+bool implicit_forward(const ConvGeom& g, const ConvPlan& plan) {
+  if constexpr (std::is_same_v<T, float>)
+    return plan.implicit && !g.pointwise() && implicit_enabled() && sgemm_selected() != SgemmIsa::reference;
+  return false;
+}
+
+// Y[O, nb*P] (row stride nb*P) = W · cols(samples [0, nb) of x), the columns packed by the
+// GEMM straight from x (implicit_forward must hold).
+template <class T>
+void gemm_implicit(const ConvGeom& g, const T* x, int64_t nb, const T* w, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    const SgemmImage img{x, nb, g.C * g.H * g.W, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW};
+    const int64_t N = nb * g.col_cols();
+    sgemm_image(g.O, N, g.col_rows(), w, g.col_rows(), img, y, N);
+  }
+}
+
 template <class T>
 void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y) {
   resolve_gemm_kernel();
   const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
+  const bool implicit = implicit_forward<T>(g, plan);
   if (plan.lowering == ConvLowering::PerSample) {
+    const bool implicit_ps = implicit && P >= kImplicitMinCols;
 #pragma omp parallel if (g.N > 1 && worth_parallel(g))
     {
-      T* col = g.pointwise() ? nullptr : conv_workspace<T>(0, K * P);
+      T* col = g.pointwise() || implicit_ps ? nullptr : conv_workspace<T>(0, K * P);
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < g.N; ++n) {
         const T* xn = x + n * chw;
         T* yn = y + n * g.O * P;
-        if (!g.pointwise()) im2col(g, xn, col);
-        gemm(false, false, g.O, P, K, T(1), w, K, g.pointwise() ? xn : col, P, T(0), yn, P);
+        if (implicit_ps) {
+          gemm_implicit(g, xn, 1, w, yn);
+        } else {
+          if (!g.pointwise()) im2col(g, xn, col);
+          gemm(false, false, g.O, P, K, T(1), w, K, g.pointwise() ? xn : col, P, T(0), yn, P);
+        }
         if (bias)
           for (int64_t o = 0; o < g.O; ++o)
             for (int64_t i = 0; i < P; ++i) yn[o * P + i] += bias[o];
@@ -176,11 +227,15 @@ void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x,
     }
     return;
   }
-  T* col = conv_workspace<T>(0, K * chunk_of(plan) * P);
   T* out = conv_workspace<T>(1, g.O * chunk_of(plan) * P);
   for_each_chunk(g, plan, [&](int64_t n0, int64_t nb) {
-    lower_chunk(g, x + n0 * chw, nb, col);
-    gemm(false, false, g.O, nb * P, K, T(1), w, K, col, nb * P, T(0), out, nb * P);
+    if (implicit && nb * P >= kImplicitMinCols) {
+      gemm_implicit(g, x + n0 * chw, nb, w, out);
+    } else {
+      T* col = conv_workspace<T>(0, K * nb * P);
+      lower_chunk(g, x + n0 * chw, nb, col);
+      gemm(false, false, g.O, nb * P, K, T(1), w, K, col, nb * P, T(0), out, nb * P);
+    }
     scatter_chunk(out, nb, g.O, P, bias, y + n0 * g.O * P);
   });
 }

@@ -39,6 +39,11 @@ enum class ConvLowering {
 struct ConvPlan {
   ConvLowering lowering;
   int64_t chunk;  // Batched: samples per GEMM (the last chunk holds the rest); else 1
+  // Forward, float, a fast GEMM kernel selected: no im2col buffer; the GEMM packs its B panels
+  // straight from x (implicit GEMM, gemm_fast.h). Same bits as the column-matrix path
+  // (plan_conv sets it only where that path takes the GEMM's packed kernel). Ignored by the
+  // backward passes, for double, for pointwise convs and under the reference GEMM.
+  bool implicit = false;
 };
 // The plan conv2d_* use. It depends on the shape and the element size only, never on the
 // thread count, so every result is bit-identical for any number of threads.

@@ -70,6 +70,17 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
   gemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+bool sgemm_image(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const SgemmImage& b, float* C,
+                 int64_t ldc) {
+  static const SgemmConfig defaults{};
+  switch (sgemm_selected()) {
+    case SgemmIsa::avx512: sgemm_avx512_image(defaults, M, N, K, 1.f, A, lda, b, 0.f, C, ldc); return true;
+    case SgemmIsa::avx2: sgemm_avx2_image(defaults, M, N, K, 1.f, A, lda, b, 0.f, C, ldc); return true;
+    case SgemmIsa::reference: break;
+  }
+  return false;
+}
+
 #define MINIDL_INSTANTIATE(T)                                                                                    \
   template void gemm_reference<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, \
                                   T, T*, int64_t);                                                              \

@@ -63,6 +63,7 @@ struct Isa {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n < 0 ? 0 : n > 8 ? 8 : n)),
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
+  static Mask mask_range(int64_t lo, int64_t hi) { return _mm256_andnot_si256(mask(lo), mask(hi)); }  // lanes [lo, hi)
   static V maskload(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }  // off lanes read as 0
   static void maskstore(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
   static __m256 fold8(V v) { return v; }  // the lanes as 8 partial sums, for hsum (driver)
@@ -72,4 +73,5 @@ struct Isa {
 }  // namespace minidl::cpu
 
 #define MINIDL_SGEMM_ENTRY sgemm_avx2_config
+#define MINIDL_SGEMM_IMAGE_ENTRY sgemm_avx2_image
 #include "kernels/cpu/gemm_driver.inc"

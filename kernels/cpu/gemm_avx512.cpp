@@ -73,6 +73,7 @@ struct Isa {
   // Lanes [0, n) set (any n: none when n <= 0, all when n >= 16). Masked-off lanes are
   // neither read nor written, and cannot fault.
   static Mask mask(int64_t n) { return Mask(n <= 0 ? 0u : n >= 16 ? 0xFFFFu : (1u << n) - 1u); }
+  static Mask mask_range(int64_t lo, int64_t hi) { return Mask(mask(hi) & ~mask(lo)); }  // lanes [lo, hi)
   static V maskload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }  // off lanes read as 0
   static void maskstore(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
   // The 16 lanes as 8 partial sums (lane i + lane i+8), for hsum (driver). Not
@@ -85,4 +86,5 @@ struct Isa {
 }  // namespace minidl::cpu
 
 #define MINIDL_SGEMM_ENTRY sgemm_avx512_config
+#define MINIDL_SGEMM_IMAGE_ENTRY sgemm_avx512_image
 #include "kernels/cpu/gemm_driver.inc"

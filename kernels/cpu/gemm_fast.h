@@ -41,6 +41,32 @@ void sgemm_avx512_config(const SgemmConfig& cfg, bool trans_a, bool trans_b, int
 // sgemm_avx2_config may only be called when cpu_has_avx2_fma(), sgemm_avx512_config when
 // cpu_has_avx512().
 
+// Implicit GEMM for convolution (no im2col buffer): op(B) is the im2col matrix of `samples`
+// NCHW images side by side, [C*KH*KW, samples*OH*OW], never materialised; the driver packs
+// its B panels straight from the images. Element (k, n), k = (c*KH + p)*KW + q,
+// n = (s*OH + i)*OW + j, is x[s*sample_stride + (c*H + h)*W + w] with h = i*SH - PH + p and
+// w = j*SW - PW + q, or 0 where (h, w) lies outside the H x W image (the padding).
+// A plain struct (no member functions): the driver is compiled per ISA and must not
+// instantiate inline functions the rest of the program could link to.
+struct SgemmImage {
+  const float* x;
+  int64_t samples, sample_stride;
+  int64_t C, H, W, KH, KW, SH, SW, PH, PW, OH, OW;
+};
+// C[M, N] = alpha * A[M, K] * op(B) + beta * C, A row-major (lda), op(B) the image's columns
+// (N = samples*OH*OW, K = C*KH*KW). Always the packed kernel (never the dot kernel or the
+// swap), so the result is bit-identical to the dense call with the materialised im2col
+// matrix whenever that call takes the packed kernel unswapped: for N >= 16 (N > 8 avoids
+// the dot kernel, N >= the vector width the swap). Smaller N is correct but slow.
+void sgemm_avx2_image(const SgemmConfig& cfg, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                      int64_t lda, const SgemmImage& b, float beta, float* C, int64_t ldc);
+void sgemm_avx512_image(const SgemmConfig& cfg, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const SgemmImage& b, float beta, float* C, int64_t ldc);
+// The selected kernel's sgemm_*_image with the default config; false (and nothing computed)
+// when the selected kernel is the reference, which has no implicit form.
+bool sgemm_image(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const SgemmImage& b, float* C,
+                 int64_t ldc);
+
 // Which kernel gemm<float> runs.
 enum class SgemmIsa { reference, avx2, avx512 };
 const char* sgemm_isa_name(SgemmIsa isa);  // "reference", "avx2", "avx512"
