@@ -25,7 +25,7 @@ namespace {
 
 struct TempDir {
   fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / name) {
+  explicit TempDir(const std::string& name) : path(minidl::testing::unique_temp(name)) {
     fs::remove_all(path);
     fs::create_directories(path);
   }

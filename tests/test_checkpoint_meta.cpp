@@ -48,7 +48,7 @@ TEST_CASE("checkpoint meta: every field round-trips through the metadata strings
 }
 
 TEST_CASE("checkpoint meta: round trip through a real safetensors file") {
-  const std::string path = (std::filesystem::temp_directory_path() / "minidl_test_meta.safetensors").string();
+  const std::string path = minidl::testing::unique_temp("test_meta.safetensors").string();
   const ModelMeta m = full_meta();
   save_safetensors(path, {{"w", ones({2})}}, to_metadata(m));
   check_same(meta_from_metadata(load_safetensors(path).metadata, path), m);

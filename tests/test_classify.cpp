@@ -62,7 +62,7 @@ struct Fixture {
   std::vector<std::vector<double>> want;           // reference probabilities of `images`
 
   Fixture() {
-    dir = fs::temp_directory_path() / "minidl_test_classify";
+    dir = minidl::testing::unique_temp("test_classify");
     fs::remove_all(dir);
     fs::create_directories(dir / "imgs" / "sub");
     Generator gen(7);

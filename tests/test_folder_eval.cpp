@@ -24,7 +24,7 @@ std::string save_model(const std::vector<std::string>& classes, const std::strin
   meta.num_classes = int64_t(classes.size());
   meta.classes = classes;
   meta.img_size = 32;
-  const std::string path = (std::filesystem::temp_directory_path() / name).string();
+  const std::string path = minidl::testing::unique_temp(name).string();
   save_weights_file(*model, path, to_metadata(meta));
   return path;
 }

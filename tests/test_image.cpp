@@ -21,7 +21,7 @@ namespace {
 
 // A fresh, empty temporary folder per test case.
 fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("minidl_test_image_" + name);
+  fs::path d = minidl::testing::unique_temp("test_image_" + name);
   fs::remove_all(d);
   fs::create_directories(d);
   return d;

@@ -147,7 +147,7 @@ TEST_CASE("tables and CSV name every class; CSV fields are quoted") {
   CHECK(ct.find("River") != std::string::npos);
   CHECK_ERROR_MENTIONS(format_confusion_table(cm, {"a"}), "1 class names for 3 classes");
 
-  const fs::path dir = fs::temp_directory_path() / "minidl_test_metrics";
+  const fs::path dir = minidl::testing::unique_temp("test_metrics");
   fs::create_directories(dir);
   const std::string path = (dir / "cm.csv").string();
   write_confusion_csv(path, cm, names);

@@ -16,7 +16,7 @@ using namespace minidl::testing;
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("minidl_test_" + name)).string();
+  return minidl::testing::unique_temp("test_" + name).string();
 }
 
 // Writes [u64 len][header][data] exactly as given, for building broken files.

@@ -15,7 +15,7 @@ using namespace minidl::testing;
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("minidl_sd_" + name)).string();
+  return minidl::testing::unique_temp("sd_" + name).string();
 }
 
 // A copy of every state-dict tensor, to detect any change to the model.

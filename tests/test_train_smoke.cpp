@@ -33,7 +33,7 @@ const std::string kSample = std::string(MINIDL_SOURCE_DIR) + "/datasets/eurosat_
 
 fs::path scratch() {
   static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / "minidl_test_train_smoke";
+    fs::path d = minidl::testing::unique_temp("test_train_smoke");
     fs::remove_all(d);
     fs::create_directories(d);
     return d;

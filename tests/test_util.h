@@ -2,8 +2,11 @@
 #pragma once
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -11,6 +14,12 @@
 #include "tensor/factory.h"
 
 namespace minidl::testing {
+
+// A path in the temp folder that no other test process uses at the same time (the pid is
+// in the name), so test suites of several builds can run side by side.
+inline std::filesystem::path unique_temp(const std::string& name) {
+  return std::filesystem::temp_directory_path() / ("minidl_" + std::to_string(::getpid()) + "_" + name);
+}
 
 // The error of one element pair: NaN against NaN and equal infinities match (0); NaN or
 // infinity against anything else is an infinite error, never silently dropped by max().
