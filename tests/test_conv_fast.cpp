@@ -258,8 +258,8 @@ TEST_CASE("fast conv2d is bit-identical for 1 and 2 threads under every lowering
 }
 
 TEST_CASE("the implicit-GEMM forward gives the column-matrix forward's bits where plan_conv picks it") {
-  // plan_conv sets `implicit` where the column-matrix GEMM runs the packed kernel unswapped
-  // (>= 16 columns), which packs exactly the panels the implicit GEMM packs from x. Random
+  // With >= 16 GEMM columns the column-matrix GEMM runs the packed kernel unswapped, which
+  // packs exactly the panels the implicit GEMM packs from x (plan_conv asks for more). Random
   // awkward shapes (odd C, H, W; strides 1-3; padding 0-3), both lowerings, 1 and 2 threads.
   // Both SGEMM kernels: run the suite with MINIDL_GEMM=avx2 and =avx512.
   Generator r(4242);
@@ -267,8 +267,8 @@ TEST_CASE("the implicit-GEMM forward gives the column-matrix forward's bits wher
   for (int i = 0; i < 60; ++i) {
     const ConvGeom g = random_geom(r, i % 2 ? 3 : 5);
     const ConvPlan chosen = cpu::plan_conv(g, ConvPass::Forward, 4);
-    CHECK(chosen.implicit == (!g.pointwise() && chosen.chunk * g.col_cols() >= 16));
     CAPTURE(describe(g));
+    if (chosen.implicit) CHECK(chosen.chunk * g.col_cols() >= 64);
     const ConvData<float> d(g, 600 + i);
     for (ConvPlan plan : {ConvPlan{ConvLowering::PerSample, 1}, ConvPlan{ConvLowering::Batched, 2}}) {
       if (g.pointwise() || plan.chunk * g.col_cols() < 16) continue;
@@ -287,9 +287,15 @@ TEST_CASE("the implicit-GEMM forward gives the column-matrix forward's bits wher
     }
   }
   CHECK(tested > 50);
-  // Never for the backward passes, double or pointwise convs.
+  // Where plan_conv uses it (ResNet50 at 64x64): the stem, 3x3 stride 1 at P >= 64, layer4's
+  // batched chunks; not per sample at P = 16 nor stride 2 at P = 64; never for the backward
+  // passes, double or pointwise convs.
   const ConvGeom l2 = cpu::make_conv_geom(32, 128, 8, 8, 128, 3, 3, 1, 1, 1, 1);
   CHECK(cpu::plan_conv(l2, ConvPass::Forward, 4).implicit);
+  CHECK(cpu::plan_conv(cpu::make_conv_geom(32, 3, 64, 64, 64, 7, 7, 2, 2, 3, 3), ConvPass::Forward, 4).implicit);
+  CHECK(cpu::plan_conv(cpu::make_conv_geom(32, 512, 2, 2, 512, 3, 3, 1, 1, 1, 1), ConvPass::Forward, 4).implicit);
+  CHECK_FALSE(cpu::plan_conv(cpu::make_conv_geom(32, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1), ConvPass::Forward, 4).implicit);
+  CHECK_FALSE(cpu::plan_conv(cpu::make_conv_geom(32, 128, 16, 16, 128, 3, 3, 2, 2, 1, 1), ConvPass::Forward, 4).implicit);
   CHECK_FALSE(cpu::plan_conv(l2, ConvPass::Forward, 8).implicit);
   CHECK_FALSE(cpu::plan_conv(l2, ConvPass::BackwardInput, 4).implicit);
   CHECK_FALSE(cpu::plan_conv(l2, ConvPass::BackwardWeight, 4).implicit);

@@ -156,11 +156,17 @@ ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes) {
   const int64_t chunk_macs = g.O * g.col_rows() * chunk * g.col_cols();
   ConvPlan plan{ConvLowering::Batched, chunk};
   if (g.col_cols() > batched_up_to || chunk_macs < (int64_t(1) << 25)) plan = {ConvLowering::PerSample, 1};
-  // Implicit GEMM where the column-matrix GEMM is the packed kernel, unswapped, so both
-  // paths give the same bits (a last, smaller chunk below kImplicitMinCols goes through the
-  // column matrix: conv2d_forward_planned).
+  // Implicit GEMM (the forward's B panels packed straight from x, no column matrix) where it
+  // measured faster (bench_conv --implicit, 1 thread, docs/performance.md): GEMMs of >= 128
+  // columns (the stem at P = 1024, 3x3 at P = 256, layer4's batched chunks: 0.99-1.9x), and
+  // stride-1 ones of >= 64 (3x3 at P = 64: 1.01-1.26x). Per sample at P = 16, and stride 2
+  // at P = 64, it was 2-8 % slower: output rows of 4-8 pixels make the packer's per-row
+  // bookkeeping cost more than the small (L2-resident) column matrix it saves.
+  // Always >= kImplicitMinCols, where both paths give the same bits (a last, smaller chunk
+  // goes through the column matrix: conv2d_forward_planned).
+  const int64_t cols = plan.chunk * g.col_cols();
   plan.implicit = pass == ConvPass::Forward && elem_bytes == int64_t(sizeof(float)) && !g.pointwise() &&
-                  plan.chunk * g.col_cols() >= kImplicitMinCols;
+                  (cols >= 128 || (g.SW == 1 && cols >= 64));
   return plan;
 }
 

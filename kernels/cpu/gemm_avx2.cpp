@@ -66,6 +66,11 @@ struct Isa {
   static Mask mask_range(int64_t lo, int64_t hi) { return _mm256_andnot_si256(mask(lo), mask(hi)); }  // lanes [lo, hi)
   static V maskload(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }  // off lanes read as 0
   static void maskstore(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
+  // Lanes 0, 2, 4, 6 of lo then of hi (a stride-2 row of the image, for the implicit GEMM).
+  static V even_lanes(V lo, V hi) {
+    const __m256 t = _mm256_shuffle_ps(lo, hi, 0x88);  // lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
+  }
   static __m256 fold8(V v) { return v; }  // the lanes as 8 partial sums, for hsum (driver)
 };
 

@@ -76,6 +76,10 @@ struct Isa {
   static Mask mask_range(int64_t lo, int64_t hi) { return Mask(mask(hi) & ~mask(lo)); }  // lanes [lo, hi)
   static V maskload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }  // off lanes read as 0
   static void maskstore(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+  // Lanes 0, 2, ..., 14 of lo then of hi (a stride-2 row of the image, for the implicit GEMM).
+  static V even_lanes(V lo, V hi) {
+    return _mm512_permutex2var_ps(lo, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), hi);
+  }
   // The 16 lanes as 8 partial sums (lane i + lane i+8), for hsum (driver). Not
   // _mm512_castps512_ps256 for the low half: with GCC 12 it trips -Wuninitialized inside
   // its own header (so does _mm512_reduce_add_ps).
