@@ -245,11 +245,13 @@ TEST_CASE("batch-norm slab layout: statistics stay accurate when the mean dwarfs
   }
 }
 
-TEST_CASE("batch-norm layouts: automatic picks slabs for short rows only") {
+TEST_CASE("batch-norm layouts: automatic picks slabs when a channel fits a slab block") {
   if (std::getenv("MINIDL_BN_LAYOUT")) return;  // forced for the whole process
-  CHECK(cpu::bn_use_slabs(BnLayout::automatic, 4));
-  CHECK(cpu::bn_use_slabs(BnLayout::automatic, cpu::kBnSlabRowsBelow - 1));
-  CHECK_FALSE(cpu::bn_use_slabs(BnLayout::automatic, cpu::kBnSlabRowsBelow));
-  CHECK(cpu::bn_use_slabs(BnLayout::slabs, 1024));
-  CHECK_FALSE(cpu::bn_use_slabs(BnLayout::rows, 4));
+  CHECK(cpu::bn_use_slabs(BnLayout::automatic, 32, 4));
+  CHECK(cpu::bn_use_slabs(BnLayout::automatic, 32, 1024));  // ResNet's stem at 64x64, batch 32
+  CHECK(cpu::bn_use_slabs(BnLayout::automatic, 1, cpu::kBnSlabBlockValues));
+  CHECK_FALSE(cpu::bn_use_slabs(BnLayout::automatic, 2, cpu::kBnSlabBlockValues / 2 + 1));
+  CHECK_FALSE(cpu::bn_use_slabs(BnLayout::automatic, 32, 112 * 112));  // the stem at 224x224
+  CHECK(cpu::bn_use_slabs(BnLayout::slabs, 32, 112 * 112));
+  CHECK_FALSE(cpu::bn_use_slabs(BnLayout::rows, 32, 4));
 }

@@ -18,7 +18,7 @@ namespace minidl::cpu {
 
 // MINIDL_BN_LAYOUT=rows|slabs forces a layout where the caller left it automatic. A bad
 // value throws on every call (the static is initialised again), so it cannot be missed.
-bool bn_use_slabs(BnLayout layout, int64_t HW) {
+bool bn_use_slabs(BnLayout layout, int64_t N, int64_t HW) {
   static const BnLayout env = [] {
     const char* v = std::getenv("MINIDL_BN_LAYOUT");
     if (!v || !*v || !std::strcmp(v, "auto")) return BnLayout::automatic;
@@ -27,7 +27,7 @@ bool bn_use_slabs(BnLayout layout, int64_t HW) {
     throw Error(detail::concat("MINIDL_BN_LAYOUT='", v, "' is not a batch-norm layout; allowed: rows, slabs, auto"));
   }();
   if (layout == BnLayout::automatic) layout = env;
-  return layout == BnLayout::slabs || (layout == BnLayout::automatic && HW < kBnSlabRowsBelow);
+  return layout == BnLayout::slabs || (layout == BnLayout::automatic && N * HW <= kBnSlabBlockValues);
 }
 
 namespace {
@@ -99,7 +99,7 @@ template <class T>
 void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t N, int64_t C, int64_t HW, double eps,
                              double momentum, T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
                              const T* residual, bool relu, BnLayout layout) {
-  if (bn_use_slabs(layout, HW))
+  if (bn_use_slabs(layout, N, HW))
     return batchnorm_forward_train_slabs(x, gamma, beta, N, C, HW, eps, momentum, y, save_mean, save_invstd,
                                          running_mean, running_var, residual, relu);
   const double M = double(N) * HW;
@@ -128,7 +128,7 @@ template <class T>
 void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean, const T* running_var,
                             int64_t N, int64_t C, int64_t HW, double eps, T* y, const T* residual, bool relu,
                             BnLayout layout) {
-  if (bn_use_slabs(layout, HW))
+  if (bn_use_slabs(layout, N, HW))
     return batchnorm_forward_eval_slabs(x, gamma, beta, running_mean, running_var, N, C, HW, eps, y, residual, relu);
   std::vector<T> scale(C), shift(C);
   for (int64_t c = 0; c < C; ++c)
@@ -202,7 +202,7 @@ template <class T>
 void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, const T* invstd, int64_t N, int64_t C,
                         int64_t HW, bool training, T* dx, T* dgamma, T* dbeta, const T* relu_out, T* d_residual,
                         BnLayout layout) {
-  if (bn_use_slabs(layout, HW))
+  if (bn_use_slabs(layout, N, HW))
     return batchnorm_backward_slabs(dy, x, gamma, mean, invstd, N, C, HW, training, dx, dgamma, dbeta, relu_out,
                                     d_residual);
   if (relu_out)

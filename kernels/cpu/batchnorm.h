@@ -14,15 +14,18 @@
 // arithmetic is exactly that of the unfused ops (y rounded to T, then + residual, then
 // relu), so the fused and unfused graphs agree bit for bit.
 //
-// Fast kernels (batchnorm.cpp): OpenMP over channels, each channel reduced by one thread in
-// a fixed order (results identical for any thread count). Forward: one read of x for the
+// Fast kernels, two layouts; in both each channel is reduced by one thread in an order fixed
+// by the shape (results identical for any thread count). Rows (batchnorm.cpp): OpenMP over
+// channels. Forward: one read of x for the
 // statistics (per row of HW values: its mean, then its squared deviations while the row is
 // in L1; rows merged exactly in double, Chan et al.) and one normalise sweep while the
 // channel is still in L2. Backward: one reduction sweep (sum dy', sum dy' (x - mean)) and
 // one sweep writing dx. Inner loops are lane sums over HW (bn_lanes.h) that vectorise.
-// Rows shorter than kBnSlabRowsBelow values (ResNet's 4x4 and 2x2 stages) take the slab
-// layout instead (batchnorm_slabs.cpp): OpenMP over blocks of channels, whose values for one
-// sample n form one contiguous slab, reduced down the columns over n.
+// Slabs (batchnorm_slabs.cpp), used when one channel's N*HW values fit a slab block
+// (kBnSlabBlockValues: every ResNet50 layer at 64x64, batch 32): OpenMP over blocks of
+// channels, whose values for one sample n form one contiguous slab, reduced down the columns
+// over n; far faster for short rows (and for the fused relu backward), no slower for long
+// rows that fit.
 // The *_reference kernels (batchnorm_reference.cpp) are the plain versions they are tested against.
 #pragma once
 #include <cmath>
@@ -30,12 +33,14 @@
 
 namespace minidl::cpu {
 
-// Which loop structure the fast kernels use: automatic picks slabs for HW < kBnSlabRowsBelow,
-// unless the environment variable MINIDL_BN_LAYOUT (read once) is rows or slabs (an A/B switch
-// for end-to-end benchmarks). Both are exact for any shape; the tests and the bench force one.
+// Which loop structure the fast kernels use: automatic picks slabs when N*HW <=
+// kBnSlabBlockValues (above that a slab block would not stay in L2 between the sweeps, and
+// the forward's third sweep would go to memory), unless the environment variable
+// MINIDL_BN_LAYOUT (read once) is rows or slabs (an A/B switch for end-to-end benchmarks).
+// Both are exact for any shape; the tests and the bench force one to compare them.
 enum class BnLayout { automatic, rows, slabs };
-constexpr int64_t kBnSlabRowsBelow = 32;
-bool bn_use_slabs(BnLayout layout, int64_t HW);
+constexpr int64_t kBnSlabBlockValues = 32768;  // of each input per slab block: 128 KiB in float
+bool bn_use_slabs(BnLayout layout, int64_t N, int64_t HW);
 
 // Writes y, and the batch mean and invstd (saved for backward); updates running stats when
 // running_mean/var are non-null. residual (same shape as x) may be nullptr.

@@ -40,11 +40,11 @@ struct Blocks {
   int64_t per, count;  // channels per block (the last may have fewer), number of blocks
 };
 
-// About 32K values of each input per block (128 KiB in float: x, dy and relu's output stay in
-// L2 between sweeps), and at least four blocks when there are four channels, so that two
-// threads share the work evenly enough.
+// About kBnSlabBlockValues of each input per block (x, dy and relu's output stay in L2 between
+// sweeps), and at least four blocks when there are four channels, so that two threads share
+// the work evenly enough.
 Blocks channel_blocks(int64_t N, int64_t C, int64_t HW) {
-  const int64_t target = std::max<int64_t>(1, 32768 / std::max<int64_t>(N, 1) / std::max<int64_t>(HW, 1));
+  const int64_t target = std::max<int64_t>(1, kBnSlabBlockValues / std::max<int64_t>(N, 1) / std::max<int64_t>(HW, 1));
   const int64_t per = std::max<int64_t>(1, std::min({target, C, (C + 3) / 4}));
   return {per, (C + per - 1) / per};
 }
@@ -131,7 +131,7 @@ void batchnorm_forward_train_slabs(const T* x, const T* gamma, const T* beta, in
 #pragma omp parallel if (N * C * HW > kParallelGrain)
   {
     Scratch<T> s(blocks.per * HW, blocks.per);
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait  // (the region's end is the one barrier)
     for (int64_t b = 0; b < blocks.count; ++b) {
       const int64_t c0 = b * blocks.per, cb = std::min(blocks.per, C - c0), w = cb * HW;
       const SlabAt at{C, HW, c0};
@@ -170,7 +170,7 @@ void batchnorm_forward_eval_slabs(const T* x, const T* gamma, const T* beta, con
 #pragma omp parallel if (N * C * HW > kParallelGrain)
   {
     std::vector<T> scale(blocks.per * HW), shift(blocks.per * HW);
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait  // (the region's end is the one barrier)
     for (int64_t b = 0; b < blocks.count; ++b) {
       const int64_t c0 = b * blocks.per, cb = std::min(blocks.per, C - c0), w = cb * HW;
       const SlabAt at{C, HW, c0};
@@ -198,7 +198,7 @@ void batchnorm_backward_slabs(const T* dy, const T* x, const T* gamma, const T* 
   {
     Scratch<T> s(blocks.per * HW, blocks.per);
     std::vector<T>&mu = s.col[0], &tg = s.col[1], &tk = s.col[2], &te = s.col[3];
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait  // (the region's end is the one barrier)
     for (int64_t b = 0; b < blocks.count; ++b) {
       const int64_t c0 = b * blocks.per, cb = std::min(blocks.per, C - c0), w = cb * HW;
       const SlabAt at{C, HW, c0};
