@@ -15,6 +15,7 @@
 import argparse
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,35 +72,39 @@ def main():
     model.eval()
 
     work = args.keep or tempfile.mkdtemp(prefix="minidl_r50_")
-    os.makedirs(os.path.join(work, "images"), exist_ok=True)
-    pth, st, out_csv = (os.path.join(work, f) for f in ("resnet50.pth", "resnet50.safetensors", "probs.csv"))
-    torch.save(model.state_dict(), pth)
-    subprocess.run([sys.executable, os.path.join(HERE, "convert_torchvision.py"), pth, st, "--arch", "resnet50"],
-                   check=True)
-    paths = make_images(os.path.join(work, "images"))
+    try:
+        os.makedirs(os.path.join(work, "images"), exist_ok=True)
+        pth, st, out_csv = (os.path.join(work, f) for f in ("resnet50.pth", "resnet50.safetensors", "probs.csv"))
+        torch.save(model.state_dict(), pth)
+        subprocess.run([sys.executable, os.path.join(HERE, "convert_torchvision.py"), pth, st, "--arch", "resnet50"],
+                       check=True)
+        paths = make_images(os.path.join(work, "images"))
 
-    batch = np.stack([(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0 - MEAN) / STD
-                      for p in paths]).transpose(0, 3, 1, 2)
-    with torch.no_grad():
-        logits = model(torch.from_numpy(np.ascontiguousarray(batch)))
-    ref = torch.softmax(logits.double(), dim=1).numpy()
+        batch = np.stack([(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0 - MEAN) / STD
+                          for p in paths]).transpose(0, 3, 1, 2)
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.ascontiguousarray(batch)))
+        ref = torch.softmax(logits.double(), dim=1).numpy()
 
-    subprocess.run([args.classify, "--model", st, "--arch", "resnet50", "--num-classes", "10", "--img-size", "64",
-                    "--csv", out_csv, os.path.join(work, "images")], check=True, stdout=subprocess.DEVNULL)
-    ours = {}
-    with open(out_csv, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        for row in reader:
-            ours[os.path.basename(row[0])] = np.array([float(v) for v in row[3:3 + 10]])
-    if len(header) != 13 or len(ours) != len(paths):
-        sys.exit(f"check_resnet50_classify: unexpected CSV layout ({len(header)} columns, {len(ours)} rows)")
-    worst = max(float(np.abs(ours[os.path.basename(p)] - ref[i]).max()) for i, p in enumerate(paths))
-    agree = sum(int(np.argmax(ours[os.path.basename(p)]) == np.argmax(ref[i])) for i, p in enumerate(paths))
-    print(f"resnet50 (10 classes) on {len(paths)} 64x64 images: max |p_minidl - p_torch| = {worst:.3g}, "
-          f"top-1 agrees on {agree}/{len(paths)}")
-    sys.exit(0 if worst <= 1e-4 else 1)
+        subprocess.run([args.classify, "--model", st, "--arch", "resnet50", "--num-classes", "10", "--img-size", "64",
+                        "--csv", out_csv, os.path.join(work, "images")], check=True, stdout=subprocess.DEVNULL)
+        ours = {}
+        with open(out_csv, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader)
+            for row in reader:
+                ours[os.path.basename(row[0])] = np.array([float(v) for v in row[3:3 + 10]])
+        if len(header) != 13 or len(ours) != len(paths):
+            sys.exit(f"check_resnet50_classify: unexpected CSV layout ({len(header)} columns, {len(ours)} rows)")
+        worst = max(float(np.abs(ours[os.path.basename(p)] - ref[i]).max()) for i, p in enumerate(paths))
+        agree = sum(int(np.argmax(ours[os.path.basename(p)]) == np.argmax(ref[i])) for i, p in enumerate(paths))
+        print(f"resnet50 (10 classes) on {len(paths)} 64x64 images: max |p_minidl - p_torch| = {worst:.3g}, "
+              f"top-1 agrees on {agree}/{len(paths)}")
+        sys.exit(0 if worst <= 1e-4 else 1)
 
+    finally:  # the converted weights are ~180 MB: never leave them behind unless asked
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

@@ -15,10 +15,21 @@
 
 namespace minidl::testing {
 
-// A path in the temp folder that no other test process uses at the same time (the pid is
-// in the name), so test suites of several builds can run side by side.
+// A path in the temp folder that no other test process uses at the same time: all of them
+// live under one folder per process (the pid in its name), removed when the process exits,
+// so suites of several builds can run side by side and none leaves files behind.
 inline std::filesystem::path unique_temp(const std::string& name) {
-  return std::filesystem::temp_directory_path() / ("minidl_" + std::to_string(::getpid()) + "_" + name);
+  struct Root {
+    std::filesystem::path path =
+        std::filesystem::temp_directory_path() / ("minidl_tests_" + std::to_string(::getpid()));
+    Root() { std::filesystem::create_directories(path); }
+    ~Root() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static Root root;
+  return root.path / name;
 }
 
 // The error of one element pair: NaN against NaN and equal infinities match (0); NaN or
