@@ -274,8 +274,8 @@ int main(int argc, char** argv) {
   std::printf("bench_conv: %d threads, batch %lld, %d reps (old = conv2d.cpp at 29c2680)\n\n", threads,
               (long long)batch, reps);
   std::printf("| layer | pass | P | plan | old ms | new ms | new GFLOP/s | old/new |%s%s\n",
-              lowerings ? " per-sample/new | batched/new |" : "", implicit ? " colmat/new |" : "");
-  std::printf("|---|---|---:|---|---:|---:|---:|---:|%s%s\n", lowerings ? "---:|---:|" : "", implicit ? "---:|" : "");
+              lowerings ? " per-sample/new | batched/new |" : "", implicit ? " colmat ms | colmat/new |" : "");
+  std::printf("|---|---|---:|---|---:|---:|---:|---:|%s%s\n", lowerings ? "---:|---:|" : "", implicit ? "---:|---:|" : "");
 
   struct Row {
     std::string group, pass;
@@ -314,7 +314,7 @@ int main(int argc, char** argv) {
       cpu::ConvPlan colmat = plan;
       colmat.implicit = false;
       const bool vs_colmat = implicit && plan.implicit;
-      std::vector<double> t_old, t_new, r_old, r_ps, r_b, r_col;
+      std::vector<double> t_old, t_new, r_old, r_ps, r_b, r_col, t_col;
       run_old();  // warm-up: workspaces, caches, thread pool
       run_new(plan);
       for (int r = 0; r < reps; ++r) {
@@ -327,7 +327,11 @@ int main(int argc, char** argv) {
           r_ps.push_back(time_pair([&] { run_new(forced[0]); }, run_plan, target).ratio);
           r_b.push_back(time_pair([&] { run_new(forced[1]); }, run_plan, target).ratio);
         }
-        if (vs_colmat) r_col.push_back(time_pair([&] { run_new(colmat); }, run_plan, target).ratio);
+        if (vs_colmat) {
+          const Paired c = time_pair([&] { run_new(colmat); }, run_plan, target);
+          t_col.push_back(c.a);
+          r_col.push_back(c.ratio);
+        }
       }
       const char* pass_name = pass == cpu::ConvPass::Forward ? "fwd" : pass == cpu::ConvPass::BackwardInput ? "dx" : "dw";
       char plan_text[48];
@@ -336,7 +340,7 @@ int main(int argc, char** argv) {
       std::printf("| %s | %s | %lld | %s | %.3f | %.3f | %.1f | %.2f |", label.c_str(), pass_name, (long long)P,
                   plan_text, 1e3 * median(t_old), 1e3 * median(t_new), flops / median(t_new) * 1e-9, median(r_old));
       if (lowerings) std::printf(" %.2f | %.2f |", median(r_ps), median(r_b));
-      if (implicit) vs_colmat ? std::printf(" %.2f |", median(r_col)) : std::printf(" |");
+      if (implicit) vs_colmat ? std::printf(" %.3f | %.2f |", 1e3 * median(t_col), median(r_col)) : std::printf(" | |");
       std::printf("\n");
       std::fflush(stdout);
       rows.push_back({L.group, pass_name, median(r_old)});
