@@ -159,9 +159,9 @@ ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes) {
   // Implicit GEMM (the forward's B panels packed straight from x, no column matrix) where it
   // measured faster (bench_conv --implicit, 1 thread, docs/performance.md): GEMMs of >= 128
   // columns (the stem at P = 1024, 3x3 at P = 256, layer4's batched chunks: 0.99-1.9x), and
-  // stride-1 ones of >= 64 (3x3 at P = 64: 1.01-1.26x). Per sample at P = 16, and stride 2
-  // at P = 64, it was 2-8 % slower: output rows of 4-8 pixels make the packer's per-row
-  // bookkeeping cost more than the small (L2-resident) column matrix it saves.
+  // stride-1 ones of >= 64 (3x3 at P = 64: 0.80-1.26x, median 1.03). Per sample at P = 16 it
+  // gained nothing and stride 2 at P <= 64 lost 2-7 %: output rows of 4-8 pixels make the
+  // packer's per-segment bookkeeping cost as much as the small (L2-resident) column matrix.
   // Always >= kImplicitMinCols, where both paths give the same bits (a last, smaller chunk
   // goes through the column matrix: conv2d_forward_planned).
   const int64_t cols = plan.chunk * g.col_cols();
