@@ -1,9 +1,7 @@
 #include "tensor/storage.h"
 
-#include <cstdlib>
-#include <new>
-
 #include "tensor/error.h"
+#include "tensor/host_allocator.h"
 
 #ifdef MINIDL_WITH_CUDA
 #include "kernels/cuda/runtime.h"
@@ -21,11 +19,7 @@ Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device
     throw Error(detail::concat("cannot allocate ", nbytes, " bytes on cuda: ", cuda_status()));
 #endif
   }
-  // aligned_alloc needs a size that is a multiple of the alignment.
-  size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
-  if (rounded == 0) rounded = kAlignment;
-  data_ = std::aligned_alloc(kAlignment, rounded);
-  MINIDL_CHECK(data_ != nullptr, "Storage: out of memory allocating ", nbytes, " bytes on the cpu");
+  data_ = host_alloc(nbytes);  // the caching host allocator (tensor/host_allocator.h)
 }
 
 Storage::~Storage() {
@@ -35,7 +29,7 @@ Storage::~Storage() {
     return;
   }
 #endif
-  std::free(data_);
+  host_free(data_);
 }
 
 }  // namespace minidl

@@ -1,4 +1,4 @@
-// The caching device allocator's bookkeeping (kernels/cuda/block_cache.h), driven here with
+// The caching allocators' bookkeeping (tensor/block_cache.h), driven here with
 // malloc so it is tested on every machine, GPU or not.
 #include <doctest/doctest.h>
 
@@ -7,9 +7,12 @@
 #include <stdexcept>
 #include <vector>
 
-#include "kernels/cuda/block_cache.h"
+#include "tensor/block_cache.h"
+#include "tensor/error.h"
+#include "tensor/host_allocator.h"
+#include "tensor/tensor.h"
 
-using minidl::cuda::BlockCache;
+using minidl::BlockCache;
 
 namespace {
 // A raw allocator with a budget, counting calls, so tests can run out of "device memory".
@@ -160,4 +163,24 @@ TEST_CASE("block cache: without caching every release is a raw free at once") {
   CHECK(cache.cache_hits() == 0);
   CHECK(cache.release(b));
   CHECK(cache.bytes_in_use() == 0);
+}
+
+TEST_CASE("host allocator: tensors freed and made again reuse cached blocks; the mode is parsed strictly") {
+  using namespace minidl;
+  CHECK(parse_host_alloc_mode(nullptr));
+  CHECK(parse_host_alloc_mode(""));
+  CHECK(parse_host_alloc_mode("cache"));
+  CHECK_FALSE(parse_host_alloc_mode("direct"));
+  CHECK_THROWS_WITH_AS(parse_host_alloc_mode("pool"), doctest::Contains("MINIDL_CPU_ALLOC='pool'"), Error);
+  if (!host_memory_stats().caching) return;  // MINIDL_CPU_ALLOC=direct or a sanitizer build
+  { Tensor warm = Tensor::empty({3, 1000, 1000}); }
+  const HostMemoryStats before = host_memory_stats();
+  for (int i = 0; i < 5; ++i) {
+    Tensor t = Tensor::empty({3, 1000, 1000});
+    CHECK(reinterpret_cast<uintptr_t>(t.raw_data()) % Storage::kAlignment == 0);
+  }
+  const HostMemoryStats after = host_memory_stats();
+  CHECK(after.system_allocs == before.system_allocs);
+  CHECK(after.cache_hits >= before.cache_hits + 5);
+  CHECK(after.bytes_in_use == before.bytes_in_use);
 }

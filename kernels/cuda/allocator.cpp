@@ -1,4 +1,4 @@
-// The caching device allocator: BlockCache (block_cache.h) over cudaMalloc/cudaFree. One per
+// The caching device allocator: BlockCache (tensor/block_cache.h) over cudaMalloc/cudaFree. One per
 // process, created on first use and never destroyed, so tensors freed during program exit
 // still have an allocator to return to (and no cudaFree runs after the driver shuts down).
 #include <cuda_runtime.h>
@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "kernels/cuda/block_cache.h"
+#include "tensor/block_cache.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/runtime.h"
 

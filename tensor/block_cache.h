@@ -1,6 +1,7 @@
-// The bookkeeping of the caching device allocator, in plain C++ so the CPU tests can drive it
-// with malloc: sizes are rounded to a few classes, freed blocks go to a size-ordered free
-// list instead of back to the driver, and an allocation takes the smallest cached block that
+// The bookkeeping of minidl's caching allocators, for host tensors (tensor/host_allocator.cpp,
+// over aligned_alloc) and device tensors (kernels/cuda/allocator.cpp, over cudaMalloc): sizes
+// are rounded to a few classes, freed blocks go to a size-ordered free list instead of back to
+// the system, and an allocation takes the smallest cached block that
 // fits without wasting more than half of it. No block is split or merged: ResNet training
 // asks for the same sizes every step, so after the first step every request is a cache hit.
 #pragma once
@@ -11,7 +12,7 @@
 #include <mutex>
 #include <unordered_map>
 
-namespace minidl::cuda {
+namespace minidl {
 
 class BlockCache {
  public:
@@ -92,6 +93,7 @@ class BlockCache {
   size_t peak_bytes_in_use() const { std::lock_guard<std::mutex> l(mu_); return peak_; }
   int64_t raw_allocs() const { std::lock_guard<std::mutex> l(mu_); return raw_allocs_; }
   int64_t cache_hits() const { std::lock_guard<std::mutex> l(mu_); return cache_hits_; }
+  bool caching() const { return caching_; }
 
  private:
   // Each block leaves the free list before raw_free runs: if raw_free throws (cudaFree or
@@ -121,4 +123,4 @@ class BlockCache {
   int64_t raw_allocs_ = 0, cache_hits_ = 0;
 };
 
-}  // namespace minidl::cuda
+}  // namespace minidl
