@@ -175,6 +175,8 @@ ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes) {
 // bad MINIDL_GEMM into an ordinary minidl::Error the caller can report.
 inline void resolve_gemm_kernel() { (void)gemm_isa(); }
 
+namespace {
+
 // MINIDL_CONV_IMPLICIT=0 in the environment turns the implicit GEMM off everywhere (read
 // once), for A/B timings of whole models (bench_train); the bits do not change.
 bool implicit_enabled() {
@@ -202,9 +204,11 @@ void gemm_implicit(const ConvGeom& g, const T* x, int64_t nb, const T* w, T* y) 
   if constexpr (std::is_same_v<T, float>) {
     const SgemmImage img{x, nb, g.C * g.H * g.W, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW};
     const int64_t N = nb * g.col_cols();
-    sgemm_image(g.O, N, g.col_rows(), w, g.col_rows(), img, y, N);
+    sgemm_image(g.O, N, g.col_rows(), w, g.col_rows(), img, y, N);  // true: implicit_forward checked the kernel
   }
 }
+
+}  // namespace
 
 template <class T>
 void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y) {

@@ -40,9 +40,10 @@ struct ConvPlan {
   ConvLowering lowering;
   int64_t chunk;  // Batched: samples per GEMM (the last chunk holds the rest); else 1
   // Forward, float, a fast GEMM kernel selected: no im2col buffer; the GEMM packs its B panels
-  // straight from x (implicit GEMM, gemm_fast.h). Same bits as the column-matrix path
-  // (plan_conv sets it only where that path takes the GEMM's packed kernel). Ignored by the
-  // backward passes, for double, for pointwise convs and under the reference GEMM.
+  // straight from x (implicit GEMM, gemm_fast.h). Same bits as the column-matrix path (a GEMM
+  // of < 16 columns, where they could differ, always takes that path); plan_conv sets it where
+  // it measured faster. Ignored by the backward passes, for double, for pointwise convs,
+  // under the reference GEMM and with MINIDL_CONV_IMPLICIT=0.
   bool implicit = false;
 };
 // The plan conv2d_* use. It depends on the shape and the element size only, never on the
