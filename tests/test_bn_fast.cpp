@@ -18,6 +18,7 @@
 #include "kernels/cpu/gemm_fast.h"  // cpu_has_avx512
 #include "tensor/factory.h"
 #include "tensor/parallel.h"
+#include "bn_test_util.h"
 
 using namespace minidl;
 using cpu::BnLayout;
@@ -34,14 +35,6 @@ const std::vector<Case> kCases = {{1, 1, 3},    {3, 6, 1},   {3, 37, 4},   {70, 
                                   {5, 17, 16},  {70, 9, 16}, {3, 260, 16}, {4, 11, 31},  {3, 21, 64},
                                   {9, 1030, 4}, {70, 37, 16}};
 
-template <class T>
-std::vector<T> normal_values(int64_t n, uint64_t seed, double offset = 0, double scale = 1) {
-  Generator g(seed);
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(offset + scale * g.normal());
-  return v;
-}
-
 // One case's inputs and everything the kernels write.
 template <class T>
 struct Bn {
@@ -52,12 +45,12 @@ struct Bn {
 
   Bn(Case c, bool train, uint64_t seed, double offset) : s(c), training(train) {
     const int64_t n = s.N * s.C * s.HW;
-    x = normal_values<T>(n, seed, offset);
-    dy = normal_values<T>(n, seed + 1);
-    residual = normal_values<T>(n, seed + 2);
-    gamma = normal_values<T>(s.C, seed + 3, 1.0, 0.3);
-    beta = normal_values<T>(s.C, seed + 4);
-    rm = normal_values<T>(s.C, seed + 5);
+    x = bn_test::normal_values<T>(n, seed, offset);
+    dy = bn_test::normal_values<T>(n, seed + 1);
+    residual = bn_test::normal_values<T>(n, seed + 2);
+    gamma = bn_test::normal_values<T>(s.C, seed + 3, 1.0, 0.3);
+    beta = bn_test::normal_values<T>(s.C, seed + 4);
+    rm = bn_test::normal_values<T>(s.C, seed + 5);
     rv.assign(s.C, T(1.5));
   }
 
@@ -118,18 +111,6 @@ struct Bn {
   }
 };
 
-// max |a - b| / max |b|.
-template <class T>
-double scaled_diff(const std::vector<T>& a, const std::vector<T>& b) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0, scale = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
-    scale = std::max(scale, std::abs(double(b[i])));
-  }
-  return worst / scale;
-}
-
 template <class T>
 void check_same(const Bn<T>& a, const Bn<T>& b) {
   CHECK(a.y == b.y);
@@ -170,14 +151,14 @@ void check_slabs_against_reference(double tol) {
     rows.run(BnLayout::rows, false);
     for (const Bn<T>* f : {&slabs, &rows}) {
       // The floors of test_fused_ops.cpp: y cancels |mean| * scale, dx amplifies by 1 / std.
-      CHECK(scaled_diff(f->y, ref.y) < tol + 2 * std::numeric_limits<T>::epsilon() * offset);
-      CHECK(scaled_diff(f->mean, ref.mean) < tol);
-      CHECK(scaled_diff(f->invstd, ref.invstd) < tol * 10);
-      CHECK(scaled_diff(f->rm, ref.rm) < tol);
-      CHECK(scaled_diff(f->rv, ref.rv) < tol);
-      CHECK(scaled_diff(f->dx, ref.dx) < tol * 10);
-      CHECK(scaled_diff(f->dgamma, ref.dgamma) < tol * 10);
-      CHECK(scaled_diff(f->dbeta, ref.dbeta) < tol);
+      CHECK(bn_test::scaled_error(f->y, ref.y) < tol + 2 * std::numeric_limits<T>::epsilon() * offset);
+      CHECK(bn_test::scaled_error(f->mean, ref.mean) < tol);
+      CHECK(bn_test::scaled_error(f->invstd, ref.invstd) < tol * 10);
+      CHECK(bn_test::scaled_error(f->rm, ref.rm) < tol);
+      CHECK(bn_test::scaled_error(f->rv, ref.rv) < tol);
+      CHECK(bn_test::scaled_error(f->dx, ref.dx) < tol * 10);
+      CHECK(bn_test::scaled_error(f->dgamma, ref.dgamma) < tol * 10);
+      CHECK(bn_test::scaled_error(f->dbeta, ref.dbeta) < tol);
     }
   });
 }
@@ -227,7 +208,7 @@ TEST_CASE("batch-norm slab layout: bit-identical for 1 and 2 threads and for bot
 TEST_CASE("batch-norm slab layout: statistics stay accurate when the mean dwarfs the spread") {
   // 1e4 + N(0, 1) in float32 over rows of 4 values: sum(x^2) - M mean^2 would keep no digits.
   const Case s{64, 3, 4};
-  const std::vector<float> x = normal_values<float>(s.N * s.C * s.HW, 7, 1e4);
+  const std::vector<float> x = bn_test::normal_values<float>(s.N * s.C * s.HW, 7, 1e4);
   const std::vector<float> gamma(s.C, 1.f), beta(s.C, 0.f);
   std::vector<float> y(x.size()), sm(s.C), si(s.C);
   cpu::batchnorm_forward_train(x.data(), gamma.data(), beta.data(), s.N, s.C, s.HW, 1e-5, 0.1, y.data(), sm.data(),

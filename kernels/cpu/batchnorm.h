@@ -37,7 +37,8 @@ namespace minidl::cpu {
 // kBnSlabBlockValues (above that a slab block would not stay in L2 between the sweeps, and
 // the forward's third sweep would go to memory), unless the environment variable
 // MINIDL_BN_LAYOUT (read once) is rows or slabs (an A/B switch for end-to-end benchmarks).
-// Both are exact for any shape; the tests and the bench force one to compare them.
+// The eval forward (no reductions) takes the slabs automatically only for rows shorter than
+// 32 values. Both are exact for any shape; the tests and the bench force one to compare them.
 enum class BnLayout { automatic, rows, slabs };
 constexpr int64_t kBnSlabBlockValues = 32768;  // of each input per slab block: 128 KiB in float
 bool bn_use_slabs(BnLayout layout, int64_t N, int64_t HW);
