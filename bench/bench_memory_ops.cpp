@@ -151,7 +151,9 @@ int main(int argc, char** argv) {
               S{"layer1 [32,256,16x16]", 32, 256, 256}, S{"layer2 [32,128,8x8]", 32, 128, 64},
               S{"layer2 [32,512,8x8]", 32, 512, 64},
               S{"layer3 [32,256,4x4]", 32, 256, 16}, S{"layer3 [32,1024,4x4]", 32, 1024, 16},
-              S{"layer4 [32,512,2x2]", 32, 512, 4}, S{"layer4 [32,2048,2x2]", 32, 2048, 4}}) {
+              S{"layer4 [32,512,2x2]", 32, 512, 4}, S{"layer4 [32,2048,2x2]", 32, 2048, 4},
+              // at 224x224 (where automatic keeps rows: N*HW above a slab block)
+              S{"224px stem [32,64,112x112]", 32, 64, 12544}, S{"224px layer1 [32,256,56x56]", 32, 256, 3136}}) {
     const int64_t n = s.N * s.C * s.HW;
     const double tb = double(n) * sizeof(float);  // one tensor's bytes
     Generator gen(1);

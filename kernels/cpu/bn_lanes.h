@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -102,10 +103,17 @@ inline Lanes<T> lane_sqrt(Lanes<T> v) {
   return v;
 }
 
-// x where m > 0, else 0, for scalars and lane vectors alike (relu's backward mask).
+// x where m > 0, else 0, for scalars and lane vectors alike (relu's backward mask). On lane
+// vectors as a bitwise and with the comparison's all-ones / all-zeros lanes: GCC lowers a
+// vector ?: on the SSE2 baseline lane by lane (it made the masked BN backward 2-4x slower).
 template <class V>
 inline V where_positive(V m, V x) {
-  return m > 0 ? x : V{};
+  if constexpr (std::is_arithmetic_v<V>) {
+    return m > 0 ? x : V{};
+  } else {
+    const auto keep = m > 0;  // a signed integer vector of the same width: -1 or 0 per lane
+    return reinterpret_cast<V>(reinterpret_cast<decltype(keep)>(x) & keep);
+  }
 }
 
 template <class T>
