@@ -40,7 +40,8 @@ class BlockCache {
   // was emptied (the caller turns that into an out-of-memory error).
   void* allocate(size_t nbytes) {
     std::lock_guard<std::mutex> lock(mu_);
-    const size_t want = round_size(nbytes);
+    // Without caching nothing is reused, so rounding would only waste memory.
+    const size_t want = caching_ ? round_size(nbytes) : (nbytes == 0 ? 1 : nbytes);
     auto it = free_.lower_bound(want);
     if (it != free_.end() && it->first <= 2 * want) {
       void* p = it->second;
