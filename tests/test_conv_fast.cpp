@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/gemm.h"
 #include "tensor/error.h"
 #include "tensor/parallel.h"
 #include "tensor/random.h"
@@ -300,6 +301,44 @@ TEST_CASE("the implicit-GEMM forward gives the column-matrix forward's bits wher
   CHECK_FALSE(cpu::plan_conv(l2, ConvPass::BackwardInput, 4).implicit);
   CHECK_FALSE(cpu::plan_conv(l2, ConvPass::BackwardWeight, 4).implicit);
   CHECK_FALSE(cpu::plan_conv(cpu::make_conv_geom(32, 64, 8, 8, 64, 1, 1, 1, 1, 0, 0), ConvPass::Forward, 4).implicit);
+}
+
+TEST_CASE("the per-sample forward with its weights packed once gives the per-sample dense GEMMs' bits") {
+  // From 4 samples and 16 pixels the per-sample forward packs W once (MINIDL_CONV_PACK_W,
+  // not set to 0 here) for every sample's GEMM, column-matrix and implicit alike; each must
+  // equal im2col + gemm<float> (which reads W in place or packs it per item) + bias. Random
+  // awkward shapes including pointwise ones, O across the 6- and 8-row tiles, 1 and 2 threads.
+  Generator r(5151);
+  int tested = 0;
+  for (int i = 0; i < 40; ++i) {
+    const ConvGeom g = random_geom(r, 4 + i % 3);
+    if (g.col_cols() < 16) continue;
+    CAPTURE(describe(g));
+    const ConvData<float> d(g, 800 + i);
+    const int64_t K = g.col_rows(), P = g.col_cols();
+    std::vector<float> want(d.dy.size()), col(size_t(K * P));
+    for (int64_t n = 0; n < g.N; ++n) {
+      cpu::im2col_reference<float>(g, d.x.data() + n * g.C * g.H * g.W, col.data());
+      float* yn = want.data() + n * g.O * P;
+      cpu::gemm<float>(false, false, g.O, P, K, 1.f, d.w.data(), K, col.data(), P, 0.f, yn, P);
+      for (int64_t o = 0; o < g.O; ++o)
+        for (int64_t p = 0; p < P; ++p) yn[o * P + p] += d.b[size_t(o)];
+    }
+    for (bool implicit : {false, true}) {
+      ConvPlan plan{ConvLowering::PerSample, 1};
+      plan.implicit = implicit;
+      for (int threads : {1, 2}) {
+        CAPTURE(implicit);
+        CAPTURE(threads);
+        ThreadCountGuard tc(threads);
+        std::vector<float> y(d.dy.size(), std::numeric_limits<float>::quiet_NaN());
+        cpu::conv2d_forward_planned<float>(g, plan, d.x.data(), d.w.data(), d.b.data(), y.data());
+        CHECK(same_bits(y, want));
+        ++tested;
+      }
+    }
+  }
+  CHECK(tested > 40);
 }
 
 TEST_CASE("the batched chunk keeps the workspace bounded and leaves no starved last chunk") {

@@ -46,14 +46,23 @@ using SgemmFn = void (*)(const cpu::SgemmConfig&, bool, bool, int64_t, int64_t, 
                          const float*, int64_t, float, float*, int64_t);
 using ImageFn = void (*)(const cpu::SgemmConfig&, int64_t, int64_t, int64_t, float, const float*, int64_t,
                          const cpu::SgemmImage&, float, float*, int64_t);
+using PackedFloatsFn = int64_t (*)(int64_t, int64_t);
+using PackAFn = void (*)(int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*);
+using PrepackedFn = void (*)(const cpu::SgemmConfig&, int64_t, int64_t, int64_t, const float*, const float*, int64_t,
+                             const cpu::SgemmImage*, float*, int64_t);
 struct Kernel {
   std::string name;
   bool (*available)();
   SgemmFn run;
   ImageFn image;  // the implicit conv GEMM (op(B) packed from an image)
+  PackedFloatsFn packed_a_floats;  // A packed in advance, and the product that reads it
+  PackAFn pack_a;
+  PrepackedFn prepacked;
 };
-const Kernel kKernels[] = {{"avx2", cpu::cpu_has_avx2_fma, cpu::sgemm_avx2_config, cpu::sgemm_avx2_image},
-                           {"avx512", cpu::cpu_has_avx512, cpu::sgemm_avx512_config, cpu::sgemm_avx512_image}};
+const Kernel kKernels[] = {{"avx2", cpu::cpu_has_avx2_fma, cpu::sgemm_avx2_config, cpu::sgemm_avx2_image,
+                            cpu::sgemm_avx2_packed_a_floats, cpu::sgemm_avx2_pack_a, cpu::sgemm_avx2_prepacked},
+                           {"avx512", cpu::cpu_has_avx512, cpu::sgemm_avx512_config, cpu::sgemm_avx512_image,
+                            cpu::sgemm_avx512_packed_a_floats, cpu::sgemm_avx512_pack_a, cpu::sgemm_avx512_prepacked}};
 
 // body(kernel) for every kernel this CPU supports; a skip message for each other one.
 template <class Body>
@@ -445,5 +454,70 @@ TEST_CASE("implicit conv GEMM: op(B) packed from images equals the product over 
           CHECK(c.dense.error(one, c.dense.run_reference()) <= tolerance(c.K));
           if (c.N >= 16) CHECK(same_bits(one, c.dense.run_fast(k)));  // the dense call packs the same panels
         }
+  });
+}
+
+namespace {
+
+// A [M, K] (row stride lda) packed by `parts` parts, run in reverse order (each fills only
+// its own panels), into a buffer of exactly packed_a_floats floats.
+std::vector<float> pack_whole_a(const Kernel& k, int64_t M, int64_t K, const float* A, int64_t lda, int64_t parts) {
+  std::vector<float> buf(size_t(k.packed_a_floats(M, K)), std::numeric_limits<float>::quiet_NaN());
+  for (int64_t part = parts - 1; part >= 0; --part) k.pack_a(M, K, A, lda, part, parts, buf.data());
+  return buf;
+}
+
+}  // namespace
+
+TEST_CASE("A packed in advance: the product gives the dense call's bits, whatever the split of the packing") {
+  // M around the tiles (6, 8), the 144-row blocks and with fewer panels than parts; K across
+  // K blocks (256) and not a multiple of them; N >= 16 (where the dense call takes the packed
+  // kernel unswapped) around the slivers and work items (256 columns).
+  for_each_kernel([&](const Kernel& k) {
+    uint64_t seed = 900;
+    for (int64_t M : {1, 5, 8, 9, 17, 150, 300})
+      for (int64_t K : {1, 7, 256, 333, 600})
+        for (int64_t N : {16, 17, 40, 300}) {
+          CAPTURE(M);
+          CAPTURE(K);
+          CAPTURE(N);
+          const Case c(false, false, M, N, K, 1.f, 0.f, seed += 3);
+          const std::vector<float> want = c.run_fast(k);
+          for (int64_t parts : {1, 3, 8}) {
+            CAPTURE(parts);
+            const std::vector<float> ap = pack_whole_a(k, M, K, c.A.data(), c.lda, parts);
+            for (int threads : {1, 2}) {
+              ThreadCountGuard t(threads);
+              std::vector<float> got = c.C0;
+              k.prepacked({}, M, N, K, ap.data(), c.B.data(), c.ldb, nullptr, got.data(), c.ldc);
+              CHECK(same_bits(got, want));
+            }
+          }
+        }
+  });
+}
+
+TEST_CASE("A packed in advance with op(B) from images gives the implicit GEMM's bits") {
+  const cpu::ConvGeom geoms[] = {
+      cpu::make_conv_geom(2, 37, 6, 5, 1, 3, 3, 1, 1, 1, 1),    // K = 333: two K blocks
+      cpu::make_conv_geom(3, 5, 7, 11, 1, 3, 3, 2, 2, 1, 1),    // stride 2, P = 24 per sample
+      cpu::make_conv_geom(7, 9, 13, 12, 1, 3, 3, 1, 1, 1, 1),   // N = 1092: five items
+  };
+  for_each_kernel([&](const Kernel& k) {
+    uint64_t seed = 1300;
+    for (const cpu::ConvGeom& g : geoms)
+      for (int64_t M : {5, 17, 150}) {
+        CAPTURE(g.N);
+        CAPTURE(g.C);
+        CAPTURE(M);
+        const ImageCase c(g, M, 1.f, 0.f, seed += 10);
+        const std::vector<float> ap = pack_whole_a(k, M, c.K, c.dense.A.data(), c.dense.lda, 3);
+        for (int threads : {1, 2}) {
+          ThreadCountGuard t(threads);
+          std::vector<float> got = c.dense.C0;
+          k.prepacked({}, M, c.N, c.K, ap.data(), nullptr, 0, &c.img, got.data(), c.dense.ldc);
+          CHECK(same_bits(got, c.run_image(k)));
+        }
+      }
   });
 }

@@ -28,8 +28,9 @@
 // Workspace bound: a chunk holds at most as many samples as fit kChunkBytes for its column
 // matrix plus its result/dY block ((K + O) * chunk * P elements); at least one sample. So the
 // workspace is a few MB per call whatever the batch size, never the whole batch once the
-// batch is large. PerSample needs one sample's columns per thread (K * P), and backward
-// weight's lanes at most kChunkBytes of partials besides dW.
+// batch is large. PerSample needs one sample's columns per thread (K * P), its forward one
+// packed copy of W (O x K, rounded up to whole tiles), and backward weight's lanes at most
+// kChunkBytes of partials besides dW.
 #include "kernels/cpu/conv2d.h"
 
 #include <omp.h>
@@ -197,15 +198,67 @@ bool implicit_forward(const ConvGeom& g, const ConvPlan& plan) {
   return false;
 }
 
-// Y[O, nb*P] (row stride nb*P) = W · cols(samples [0, nb) of x), the columns packed by the
-// GEMM straight from x (implicit_forward must hold).
+// The im2col matrix of samples [0, nb) of x as the GEMM's implicit op(B) (gemm_fast.h).
 template <class T>
-void gemm_implicit(const ConvGeom& g, const T* x, int64_t nb, const T* w, T* y) {
+SgemmImage image_of(const ConvGeom& g, const T* x, int64_t nb) {
+  if constexpr (std::is_same_v<T, float>)
+    return SgemmImage{x, nb, g.C * g.H * g.W, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW};
+  return SgemmImage{};
+}
+
+// MINIDL_CONV_PACK_W=0 in the environment turns the forward's weight packing off (read
+// once), for A/B timings; the bits do not change.
+bool pack_weights_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("MINIDL_CONV_PACK_W");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return on;
+}
+
+// The PerSample forward packs its weights W [O, K] once per call into the GEMM kernel's
+// micro-panels (gemm_fast.h) for all the samples' GEMMs: read in place, the AVX-512 kernel
+// streams MR rows of W, K floats apart, for every sample; packed, one sequential stream
+// (the Batched forward runs one GEMM per chunk, a few per call: packing would not pay).
+// The buffer: the calling thread's workspace slot 2 (O x K rounded up to whole tiles),
+// filled and then read by the whole team. nullptr where the GEMMs cannot use it: not float,
+// the reference GEMM, fewer than kPackWeightsMinSamples, or switched off.
+constexpr int64_t kPackWeightsMinSamples = 4;
+template <class T>
+float* weight_panels(const ConvGeom& g) {
   if constexpr (std::is_same_v<T, float>) {
-    const SgemmImage img{x, nb, g.C * g.H * g.W, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW};
-    const int64_t N = nb * g.col_cols();
-    sgemm_image(g.O, N, g.col_rows(), w, g.col_rows(), img, y, N);  // true: implicit_forward checked the kernel
+    if (!pack_weights_enabled() || g.N < kPackWeightsMinSamples || g.col_cols() < kImplicitMinCols) return nullptr;
+    const int64_t floats = sgemm_packed_a_floats(g.O, g.col_rows());
+    return floats == 0 ? nullptr : conv_workspace<float>(2, floats);
   }
+  return nullptr;
+}
+
+// Fills weight_panels' buffer: a worksharing loop over parts of the rows, so called by
+// every thread of the enclosing parallel region (or outside one), with a barrier at the end.
+template <class T>
+void pack_weights(const ConvGeom& g, const T* w, float* wp) {
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr int64_t parts = 8;
+#pragma omp for schedule(static)
+    for (int64_t part = 0; part < parts; ++part) sgemm_pack_a(g.O, g.col_rows(), w, g.col_rows(), part, parts, wp);
+  }
+}
+
+// Y[O, N] (row stride N) = W · B[K, N] (row-major), or the image's columns when img is
+// non-null, through the packed weights wp when given (N >= kImplicitMinCols: the same bits
+// as the dense call), else the dense GEMM / the implicit one.
+template <class T>
+void forward_gemm(const ConvGeom& g, const float* wp, const T* w, const T* b, const SgemmImage* img, int64_t N, T* y) {
+  const int64_t K = g.col_rows();
+  if constexpr (std::is_same_v<T, float>) {
+    if (wp && N >= kImplicitMinCols) return sgemm_prepacked(g.O, N, K, wp, b, N, img, y, N);
+    if (img) {
+      sgemm_image(g.O, N, K, w, K, *img, y, N);  // true: implicit_forward checked the kernel
+      return;
+    }
+  }
+  gemm(false, false, g.O, N, K, T(1), w, K, b, N, T(0), y, N);
 }
 
 }  // namespace
@@ -217,18 +270,21 @@ void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x,
   const bool implicit = implicit_forward<T>(g, plan);
   if (plan.lowering == ConvLowering::PerSample) {
     const bool implicit_ps = implicit && P >= kImplicitMinCols;
+    float* wp = weight_panels<T>(g);
 #pragma omp parallel if (g.N > 1 && worth_parallel(g))
     {
+      if (wp) pack_weights(g, w, wp);
       T* col = g.pointwise() || implicit_ps ? nullptr : conv_workspace<T>(0, K * P);
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < g.N; ++n) {
         const T* xn = x + n * chw;
         T* yn = y + n * g.O * P;
         if (implicit_ps) {
-          gemm_implicit(g, xn, 1, w, yn);
+          const SgemmImage img = image_of(g, xn, 1);
+          forward_gemm<T>(g, wp, w, nullptr, &img, P, yn);
         } else {
           if (!g.pointwise()) im2col(g, xn, col);
-          gemm(false, false, g.O, P, K, T(1), w, K, g.pointwise() ? xn : col, P, T(0), yn, P);
+          forward_gemm<T>(g, wp, w, g.pointwise() ? xn : col, nullptr, P, yn);
         }
         if (bias)
           for (int64_t o = 0; o < g.O; ++o)
@@ -240,11 +296,12 @@ void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x,
   T* out = conv_workspace<T>(1, g.O * chunk_of(plan) * P);
   for_each_chunk(g, plan, [&](int64_t n0, int64_t nb) {
     if (implicit && nb * P >= kImplicitMinCols) {
-      gemm_implicit(g, x + n0 * chw, nb, w, out);
+      const SgemmImage img = image_of(g, x + n0 * chw, nb);
+      forward_gemm<T>(g, nullptr, w, nullptr, &img, nb * P, out);
     } else {
       T* col = conv_workspace<T>(0, K * nb * P);
       lower_chunk(g, x + n0 * chw, nb, col);
-      gemm(false, false, g.O, nb * P, K, T(1), w, K, col, nb * P, T(0), out, nb * P);
+      forward_gemm<T>(g, nullptr, w, col, nullptr, nb * P, out);
     }
     scatter_chunk(out, nb, g.O, P, bias, y + n0 * g.O * P);
   });

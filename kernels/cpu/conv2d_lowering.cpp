@@ -128,8 +128,9 @@ void scatter_chunk(const T* src, int64_t nb, int64_t R, int64_t P, const T* bias
 
 template <class T>
 T* conv_workspace(int slot, int64_t n) {
-  // Two slots are enough: a GEMM's column operand and its other operand or result.
-  thread_local std::vector<T> buffers[2];
+  // Three slots: a GEMM's column operand, its other operand or result, and the forward's
+  // packed weights (conv2d.cpp).
+  thread_local std::vector<T> buffers[3];
   std::vector<T>& b = buffers[slot];
   if (int64_t(b.size()) < n) b.resize(n);
   return b.data();

@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <type_traits>
 #include <vector>
 
@@ -79,6 +81,37 @@ bool sgemm_image(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
     case SgemmIsa::reference: break;
   }
   return false;
+}
+
+int64_t sgemm_packed_a_floats(int64_t M, int64_t K) {
+  switch (sgemm_selected()) {
+    case SgemmIsa::avx512: return sgemm_avx512_packed_a_floats(M, K);
+    case SgemmIsa::avx2: return sgemm_avx2_packed_a_floats(M, K);
+    case SgemmIsa::reference: break;
+  }
+  return 0;
+}
+
+void sgemm_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, int64_t part, int64_t parts, float* dst) {
+  switch (sgemm_selected()) {
+    case SgemmIsa::avx512: return sgemm_avx512_pack_a(M, K, A, lda, part, parts, dst);
+    case SgemmIsa::avx2: return sgemm_avx2_pack_a(M, K, A, lda, part, parts, dst);
+    case SgemmIsa::reference: break;
+  }
+  std::fprintf(stderr, "minidl: sgemm_pack_a called with the reference GEMM selected\n");
+  std::abort();  // may run inside an OpenMP region; callers check sgemm_packed_a_floats first
+}
+
+void sgemm_prepacked(int64_t M, int64_t N, int64_t K, const float* apack, const float* B, int64_t ldb,
+                     const SgemmImage* img, float* C, int64_t ldc) {
+  static const SgemmConfig defaults{};
+  switch (sgemm_selected()) {
+    case SgemmIsa::avx512: return sgemm_avx512_prepacked(defaults, M, N, K, apack, B, ldb, img, C, ldc);
+    case SgemmIsa::avx2: return sgemm_avx2_prepacked(defaults, M, N, K, apack, B, ldb, img, C, ldc);
+    case SgemmIsa::reference: break;
+  }
+  std::fprintf(stderr, "minidl: sgemm_prepacked called with the reference GEMM selected\n");
+  std::abort();  // may run inside an OpenMP region; callers check sgemm_packed_a_floats first
 }
 
 #define MINIDL_INSTANTIATE(T)                                                                                    \

@@ -79,4 +79,7 @@ struct Isa {
 
 #define MINIDL_SGEMM_ENTRY sgemm_avx2_config
 #define MINIDL_SGEMM_IMAGE_ENTRY sgemm_avx2_image
+#define MINIDL_SGEMM_PACKED_A_FLOATS sgemm_avx2_packed_a_floats
+#define MINIDL_SGEMM_PACK_A sgemm_avx2_pack_a
+#define MINIDL_SGEMM_PREPACKED_ENTRY sgemm_avx2_prepacked
 #include "kernels/cpu/gemm_driver.inc"

@@ -91,4 +91,7 @@ struct Isa {
 
 #define MINIDL_SGEMM_ENTRY sgemm_avx512_config
 #define MINIDL_SGEMM_IMAGE_ENTRY sgemm_avx512_image
+#define MINIDL_SGEMM_PACKED_A_FLOATS sgemm_avx512_packed_a_floats
+#define MINIDL_SGEMM_PACK_A sgemm_avx512_pack_a
+#define MINIDL_SGEMM_PREPACKED_ENTRY sgemm_avx512_prepacked
 #include "kernels/cpu/gemm_driver.inc"
