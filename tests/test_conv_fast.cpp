@@ -341,6 +341,35 @@ TEST_CASE("the per-sample forward with its weights packed once gives the per-sam
   CHECK(tested > 40);
 }
 
+TEST_CASE("the per-sample backward data with W^T packed once gives the per-sample dense GEMMs' bits") {
+  // From 4 samples and 25 pixels (where the dense W^T dY stops swapping) the per-sample
+  // backward-data pass packs W^T once; each sample must equal gemm<float>(W^T dY_n) + col2im.
+  Generator r(6262);
+  int tested = 0;
+  for (int i = 0; i < 40; ++i) {
+    const ConvGeom g = random_geom(r, 4 + i % 3);
+    if (g.col_cols() < 25) continue;
+    CAPTURE(describe(g));
+    const ConvData<float> d(g, 900 + i);
+    const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
+    std::vector<float> want(d.x.size(), 0.f), col(size_t(K * P));
+    for (int64_t n = 0; n < g.N; ++n) {
+      cpu::gemm<float>(true, false, K, P, g.O, 1.f, d.w.data(), K, d.dy.data() + n * g.O * P, P, 0.f, col.data(), P);
+      cpu::col2im_reference<float>(g, col.data(), want.data() + n * chw);
+    }
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      ThreadCountGuard tc(threads);
+      std::vector<float> dx(d.x.size(), std::numeric_limits<float>::quiet_NaN());
+      cpu::conv2d_backward_input_planned<float>(g, ConvPlan{ConvLowering::PerSample, 1}, d.dy.data(), d.w.data(),
+                                                dx.data());
+      CHECK(same_bits(dx, want));
+      ++tested;
+    }
+  }
+  CHECK(tested > 20);
+}
+
 TEST_CASE("the batched chunk keeps the workspace bounded and leaves no starved last chunk") {
   // (K + O) * chunk * P elements stay within 4 MB unless one sample alone is larger; the
   // chunk never exceeds the batch; the last chunk (the rest) is not much smaller than the

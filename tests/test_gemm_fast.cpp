@@ -47,7 +47,7 @@ using SgemmFn = void (*)(const cpu::SgemmConfig&, bool, bool, int64_t, int64_t, 
 using ImageFn = void (*)(const cpu::SgemmConfig&, int64_t, int64_t, int64_t, float, const float*, int64_t,
                          const cpu::SgemmImage&, float, float*, int64_t);
 using PackedFloatsFn = int64_t (*)(int64_t, int64_t);
-using PackAFn = void (*)(int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*);
+using PackAFn = void (*)(bool, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*);
 using PrepackedFn = void (*)(const cpu::SgemmConfig&, int64_t, int64_t, int64_t, const float*, const float*, int64_t,
                              const cpu::SgemmImage*, float*, int64_t);
 struct Kernel {
@@ -459,11 +459,12 @@ TEST_CASE("implicit conv GEMM: op(B) packed from images equals the product over 
 
 namespace {
 
-// A [M, K] (row stride lda) packed by `parts` parts, run in reverse order (each fills only
-// its own panels), into a buffer of exactly packed_a_floats floats.
-std::vector<float> pack_whole_a(const Kernel& k, int64_t M, int64_t K, const float* A, int64_t lda, int64_t parts) {
+// op(A) [M, K] (A's row stride lda) packed by `parts` parts, run in reverse order (each
+// fills only its own panels), into a buffer of exactly packed_a_floats floats.
+std::vector<float> pack_whole_a(const Kernel& k, bool ta, int64_t M, int64_t K, const float* A, int64_t lda,
+                                int64_t parts) {
   std::vector<float> buf(size_t(k.packed_a_floats(M, K)), std::numeric_limits<float>::quiet_NaN());
-  for (int64_t part = parts - 1; part >= 0; --part) k.pack_a(M, K, A, lda, part, parts, buf.data());
+  for (int64_t part = parts - 1; part >= 0; --part) k.pack_a(ta, M, K, A, lda, part, parts, buf.data());
   return buf;
 }
 
@@ -471,21 +472,25 @@ std::vector<float> pack_whole_a(const Kernel& k, int64_t M, int64_t K, const flo
 
 TEST_CASE("A packed in advance: the product gives the dense call's bits, whatever the split of the packing") {
   // M around the tiles (6, 8), the 144-row blocks and with fewer panels than parts; K across
-  // K blocks (256) and not a multiple of them; N >= 16 (where the dense call takes the packed
-  // kernel unswapped) around the slivers and work items (256 columns).
+  // K blocks (256) and not a multiple of them; N where the dense call takes the packed kernel
+  // unswapped (A: >= 16; A^T, conv's backward data: >= 25) around the slivers and work items
+  // (256 columns).
   for_each_kernel([&](const Kernel& k) {
     uint64_t seed = 900;
+    for (bool ta : {false, true})
     for (int64_t M : {1, 5, 8, 9, 17, 150, 300})
       for (int64_t K : {1, 7, 256, 333, 600})
-        for (int64_t N : {16, 17, 40, 300}) {
+        for (int64_t N : {16, 17, 25, 40, 300}) {
+          if (ta && N < 25) continue;
+          CAPTURE(ta);
           CAPTURE(M);
           CAPTURE(K);
           CAPTURE(N);
-          const Case c(false, false, M, N, K, 1.f, 0.f, seed += 3);
+          const Case c(ta, false, M, N, K, 1.f, 0.f, seed += 3);
           const std::vector<float> want = c.run_fast(k);
           for (int64_t parts : {1, 3, 8}) {
             CAPTURE(parts);
-            const std::vector<float> ap = pack_whole_a(k, M, K, c.A.data(), c.lda, parts);
+            const std::vector<float> ap = pack_whole_a(k, ta, M, K, c.A.data(), c.lda, parts);
             for (int threads : {1, 2}) {
               ThreadCountGuard t(threads);
               std::vector<float> got = c.C0;
@@ -511,7 +516,7 @@ TEST_CASE("A packed in advance with op(B) from images gives the implicit GEMM's 
         CAPTURE(g.C);
         CAPTURE(M);
         const ImageCase c(g, M, 1.f, 0.f, seed += 10);
-        const std::vector<float> ap = pack_whole_a(k, M, c.K, c.dense.A.data(), c.dense.lda, 3);
+        const std::vector<float> ap = pack_whole_a(k, false, M, c.K, c.dense.A.data(), c.dense.lda, 3);
         for (int threads : {1, 2}) {
           ThreadCountGuard t(threads);
           std::vector<float> got = c.dense.C0;

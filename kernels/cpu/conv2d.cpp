@@ -216,19 +216,25 @@ bool pack_weights_enabled() {
   return on;
 }
 
-// The PerSample forward packs its weights W [O, K] once per call into the GEMM kernel's
-// micro-panels (gemm_fast.h) for all the samples' GEMMs: read in place, the AVX-512 kernel
-// streams MR rows of W, K floats apart, for every sample; packed, one sequential stream
-// (the Batched forward runs one GEMM per chunk, a few per call: packing would not pay).
-// The buffer: the calling thread's workspace slot 2 (O x K rounded up to whole tiles),
-// filled and then read by the whole team. nullptr where the GEMMs cannot use it: not float,
-// the reference GEMM, fewer than kPackWeightsMinSamples, or switched off.
+// The PerSample forward and backward-data pass pack their weights once per call into the
+// GEMM kernel's micro-panels (gemm_fast.h) for all the samples' GEMMs: W [O, K] for the
+// forward, which the AVX-512 kernel otherwise reads in place for every sample (MR rows K
+// floats apart; packed, one sequential stream); W^T [K, O] for backward data, which both
+// kernels otherwise pack again for every sample (and every 256 columns of it). The Batched
+// lowering runs one GEMM per chunk, a few per call: packing would not pay there.
+// The buffer: the calling thread's workspace slot 2 (the size of W rounded up to whole
+// tiles), filled and then read by the whole team. nullptr where the GEMMs cannot use it:
+// not float, the reference GEMM, fewer than kPackWeightsMinSamples samples, fewer columns
+// than min_cols (below which the dense call would take another path), or switched off.
 constexpr int64_t kPackWeightsMinSamples = 4;
+// The backward-data GEMM (op(A) = W^T, contiguous down its columns) swaps products of up to
+// 3 MR = 24 columns (gemm_driver.inc); from 25 it runs the packed kernel unswapped.
+constexpr int64_t kPrepackedTransMinCols = 25;
 template <class T>
-float* weight_panels(const ConvGeom& g) {
+float* weight_panels(const ConvGeom& g, bool trans, int64_t min_cols) {
   if constexpr (std::is_same_v<T, float>) {
-    if (!pack_weights_enabled() || g.N < kPackWeightsMinSamples || g.col_cols() < kImplicitMinCols) return nullptr;
-    const int64_t floats = sgemm_packed_a_floats(g.O, g.col_rows());
+    if (!pack_weights_enabled() || g.N < kPackWeightsMinSamples || g.col_cols() < min_cols) return nullptr;
+    const int64_t floats = trans ? sgemm_packed_a_floats(g.col_rows(), g.O) : sgemm_packed_a_floats(g.O, g.col_rows());
     return floats == 0 ? nullptr : conv_workspace<float>(2, floats);
   }
   return nullptr;
@@ -237,11 +243,13 @@ float* weight_panels(const ConvGeom& g) {
 // Fills weight_panels' buffer: a worksharing loop over parts of the rows, so called by
 // every thread of the enclosing parallel region (or outside one), with a barrier at the end.
 template <class T>
-void pack_weights(const ConvGeom& g, const T* w, float* wp) {
+void pack_weights(const ConvGeom& g, const T* w, bool trans, float* wp) {
   if constexpr (std::is_same_v<T, float>) {
     constexpr int64_t parts = 8;
+    const int64_t K = g.col_rows();
 #pragma omp for schedule(static)
-    for (int64_t part = 0; part < parts; ++part) sgemm_pack_a(g.O, g.col_rows(), w, g.col_rows(), part, parts, wp);
+    for (int64_t part = 0; part < parts; ++part)
+      sgemm_pack_a(trans, trans ? K : g.O, trans ? g.O : K, w, K, part, parts, wp);
   }
 }
 
@@ -270,10 +278,10 @@ void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x,
   const bool implicit = implicit_forward<T>(g, plan);
   if (plan.lowering == ConvLowering::PerSample) {
     const bool implicit_ps = implicit && P >= kImplicitMinCols;
-    float* wp = weight_panels<T>(g);
+    float* wp = weight_panels<T>(g, false, kImplicitMinCols);
 #pragma omp parallel if (g.N > 1 && worth_parallel(g))
     {
-      if (wp) pack_weights(g, w, wp);
+      if (wp) pack_weights(g, w, false, wp);
       T* col = g.pointwise() || implicit_ps ? nullptr : conv_workspace<T>(0, K * P);
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < g.N; ++n) {
@@ -312,18 +320,26 @@ void conv2d_backward_input_planned(const ConvGeom& g, const ConvPlan& plan, cons
   resolve_gemm_kernel();
   const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
   if (plan.lowering == ConvLowering::PerSample) {
+    float* wp = weight_panels<T>(g, true, kPrepackedTransMinCols);
+    // cols[K, P] = W^T dY_n, through the packed W^T when there is one (the same bits).
+    auto backward_gemm = [&](const T* dyn, T* cols) {
+      if constexpr (std::is_same_v<T, float>)
+        if (wp) return sgemm_prepacked(K, P, g.O, wp, dyn, P, nullptr, cols, P);
+      gemm(true, false, K, P, g.O, T(1), w, K, dyn, P, T(0), cols, P);
+    };
 #pragma omp parallel if (g.N > 1 && worth_parallel(g))
     {
+      if (wp) pack_weights(g, w, true, wp);
       T* col = g.pointwise() ? nullptr : conv_workspace<T>(0, K * P);
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < g.N; ++n) {
         T* dxn = dx + n * chw;
         const T* dyn = dy + n * g.O * P;
         if (g.pointwise()) {
-          gemm(true, false, K, P, g.O, T(1), w, K, dyn, P, T(0), dxn, P);
+          backward_gemm(dyn, dxn);
           continue;
         }
-        gemm(true, false, K, P, g.O, T(1), w, K, dyn, P, T(0), col, P);
+        backward_gemm(dyn, col);
         std::fill(dxn, dxn + chw, T(0));
         col2im(g, col, dxn);
       }

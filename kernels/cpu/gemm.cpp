@@ -92,10 +92,11 @@ int64_t sgemm_packed_a_floats(int64_t M, int64_t K) {
   return 0;
 }
 
-void sgemm_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, int64_t part, int64_t parts, float* dst) {
+void sgemm_pack_a(bool trans_a, int64_t M, int64_t K, const float* A, int64_t lda, int64_t part, int64_t parts,
+                  float* dst) {
   switch (sgemm_selected()) {
-    case SgemmIsa::avx512: return sgemm_avx512_pack_a(M, K, A, lda, part, parts, dst);
-    case SgemmIsa::avx2: return sgemm_avx2_pack_a(M, K, A, lda, part, parts, dst);
+    case SgemmIsa::avx512: return sgemm_avx512_pack_a(trans_a, M, K, A, lda, part, parts, dst);
+    case SgemmIsa::avx2: return sgemm_avx2_pack_a(trans_a, M, K, A, lda, part, parts, dst);
     case SgemmIsa::reference: break;
   }
   std::fprintf(stderr, "minidl: sgemm_pack_a called with the reference GEMM selected\n");

@@ -68,18 +68,22 @@ bool sgemm_image(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
                  int64_t ldc);
 
 // A packed in advance, for many products with the same A (conv's forward: the weights, once
-// per call instead of once per sample). sgemm_*_pack_a writes A [M, K] (row-major, lda) as
+// per call instead of once per sample). sgemm_*_pack_a writes op(A) [M, K] (A row-major, lda;
+// op(A) = A^T when trans_a, as gemm()) as
 // the kernel's own micro-panels into dst, sgemm_*_packed_a_floats(M, K) floats: part
 // `part` of `parts` (0 <= part < parts) packs its share of the rows, so the parts may run on
 // different threads, and all `parts` of them together pack the whole of A; the layout
 // is the ISA's (tile and K-block sizes), so only the same ISA's sgemm_*_prepacked may read
-// it. sgemm_*_prepacked: C[M, N] = A * op(B) (alpha 1, beta 0), op(B) a row-major B (ldb)
+// it. sgemm_*_prepacked: C[M, N] = op(A) * op(B) (alpha 1, beta 0), op(B) a row-major B (ldb)
 // or, when img is non-null, the image's columns (B unused). Always the packed kernel,
-// unswapped, as sgemm_*_image: bit-identical to the dense call for N >= 16.
+// unswapped, as sgemm_*_image: bit-identical to the dense call wherever that takes the packed
+// kernel unswapped (not transposed: N >= 16; transposed: N >= 25, where it stops swapping).
 int64_t sgemm_avx2_packed_a_floats(int64_t M, int64_t K);
 int64_t sgemm_avx512_packed_a_floats(int64_t M, int64_t K);
-void sgemm_avx2_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, int64_t part, int64_t parts, float* dst);
-void sgemm_avx512_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, int64_t part, int64_t parts, float* dst);
+void sgemm_avx2_pack_a(bool trans_a, int64_t M, int64_t K, const float* A, int64_t lda, int64_t part, int64_t parts,
+                       float* dst);
+void sgemm_avx512_pack_a(bool trans_a, int64_t M, int64_t K, const float* A, int64_t lda, int64_t part, int64_t parts,
+                         float* dst);
 void sgemm_avx2_prepacked(const SgemmConfig& cfg, int64_t M, int64_t N, int64_t K, const float* apack, const float* B,
                           int64_t ldb, const SgemmImage* img, float* C, int64_t ldc);
 void sgemm_avx512_prepacked(const SgemmConfig& cfg, int64_t M, int64_t N, int64_t K, const float* apack,
@@ -87,7 +91,8 @@ void sgemm_avx512_prepacked(const SgemmConfig& cfg, int64_t M, int64_t N, int64_
 // The selected kernel's: the floats its packed A needs (0 when the selected kernel is the
 // reference, which has no packed form), its packing, and its product with the default config.
 int64_t sgemm_packed_a_floats(int64_t M, int64_t K);
-void sgemm_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, int64_t part, int64_t parts, float* dst);
+void sgemm_pack_a(bool trans_a, int64_t M, int64_t K, const float* A, int64_t lda, int64_t part, int64_t parts,
+                  float* dst);
 void sgemm_prepacked(int64_t M, int64_t N, int64_t K, const float* apack, const float* B, int64_t ldb,
                      const SgemmImage* img, float* C, int64_t ldc);
 
