@@ -1,5 +1,5 @@
 // Helpers for the batch-norm kernel tests: seeded normal data and the error measure the
-// kernels are judged by. (tests/test_fused_ops.cpp still has its own copies of both.)
+// kernels are judged by (tests/test_bn_fast.cpp and tests/test_fused_ops.cpp).
 #pragma once
 #include <doctest/doctest.h>
 
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tensor/factory.h"
+#include "test_util.h"
 
 namespace minidl::bn_test {
 
@@ -26,12 +27,12 @@ std::vector<T> normal_values(int64_t n, uint64_t seed, double offset = 0, double
 template <class T>
 double scaled_error(const std::vector<T>& a, const std::vector<T>& b) {
   REQUIRE(a.size() == b.size());
-  double worst = 0, scale = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
-    scale = std::max(scale, std::abs(double(b[i])));
-  }
-  return worst / scale;
+  double scale = 1e-30;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::isfinite(double(b[i]))) scale = std::max(scale, std::abs(double(b[i])));
+  double worst = 0;  // element_error: NaN or infinity on one side only is an infinite error
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, testing::element_error(a[i], b[i], scale));
+  return worst;
 }
 
 }  // namespace minidl::bn_test

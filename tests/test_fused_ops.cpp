@@ -16,6 +16,7 @@
 #include "kernels/cpu/pool.h"
 #include "layers/batchnorm2d.h"
 #include "tensor/factory.h"
+#include "bn_test_util.h"
 #include "test_util.h"
 #include "tensor/parallel.h"
 #include "test_util.h"
@@ -25,26 +26,7 @@ using minidl::testing::max_rel_error;
 
 namespace {
 
-template <class T>
-std::vector<T> random_values(int64_t n, uint64_t seed, double offset = 0.0, double scale = 1.0) {
-  Generator g(seed);
-  std::vector<T> v(n);
-  for (auto& x : v) x = static_cast<T>(offset + scale * g.normal());
-  return v;
-}
-
-// max |a - b| / max |b|: the error relative to the tensor's scale (dx has entries near zero
-// whose own relative error means nothing).
-template <class T>
-double scaled_error(const std::vector<T>& a, const std::vector<T>& b) {
-  REQUIRE(a.size() == b.size());
-  double scale = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::isfinite(double(b[i]))) scale = std::max(scale, std::abs(double(b[i])));
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, minidl::testing::element_error(a[i], b[i], scale));
-  return worst;
-}
+using bn_test::scaled_error;
 
 struct BnShape {
   int64_t N, C, HW;
@@ -62,13 +44,13 @@ struct BnRun {
 template <class T>
 BnRun<T> run_bn(const BnShape& s, bool training, bool reference, uint64_t seed, double offset) {
   const int64_t n = s.N * s.C * s.HW;
-  const std::vector<T> x = random_values<T>(n, seed, offset), dy = random_values<T>(n, seed + 1);
-  const std::vector<T> gamma = random_values<T>(s.C, seed + 2, 1.0, 0.3), beta = random_values<T>(s.C, seed + 3);
+  const std::vector<T> x = bn_test::normal_values<T>(n, seed, offset), dy = bn_test::normal_values<T>(n, seed + 1);
+  const std::vector<T> gamma = bn_test::normal_values<T>(s.C, seed + 2, 1.0, 0.3), beta = bn_test::normal_values<T>(s.C, seed + 3);
   BnRun<T> r;
   r.y.resize(n);
   r.mean.resize(s.C);
   r.invstd.resize(s.C);
-  r.rm = random_values<T>(s.C, seed + 4);
+  r.rm = bn_test::normal_values<T>(s.C, seed + 4);
   r.rv.assign(s.C, T(1.5));
   r.dx.resize(n);
   r.dgamma.resize(s.C);
@@ -163,7 +145,7 @@ TEST_CASE("batch-norm statistics stay accurate when the mean dwarfs the spread")
   // One channel: 1e4 + N(0, 1) in float32. The variance from sum(x^2) - M mean^2 would keep
   // no digits (x^2 ~ 1e8 has ulp 8); the per-row deviations keep float's precision.
   const BnShape s{4, 1, 3000};
-  const std::vector<float> x = random_values<float>(s.N * s.HW, 5, 1e4);
+  const std::vector<float> x = bn_test::normal_values<float>(s.N * s.HW, 5, 1e4);
   double mean = 0, m2 = 0;
   for (float v : x) mean += v;
   mean /= double(x.size());
@@ -315,7 +297,7 @@ void check_maxpool_fast_on(int64_t N, int64_t C, int64_t H, int64_t W, const std
 
 template <class T>
 void check_maxpool_fast(int64_t N, int64_t C, int64_t H, int64_t W, uint64_t seed) {
-  std::vector<T> x = random_values<T>(N * C * H * W, seed);
+  std::vector<T> x = bn_test::normal_values<T>(N * C * H * W, seed);
   // Ties (a coarse grid of values) and NaNs exercise the first-wins rules.
   if (seed % 3 == 0)
     for (auto& v : x) v = std::round(v);
@@ -328,7 +310,7 @@ void check_maxpool_fast(int64_t N, int64_t C, int64_t H, int64_t W, uint64_t see
 // runs (whole windows of -inf) and +inf, 3 is all of these mixed.
 template <class T>
 std::vector<T> awkward_values(int64_t N, int64_t C, int64_t H, int64_t W, int kind, uint64_t seed) {
-  std::vector<T> x = random_values<T>(N * C * H * W, seed);
+  std::vector<T> x = bn_test::normal_values<T>(N * C * H * W, seed);
   const T inf = std::numeric_limits<T>::infinity();
   for (size_t k = 0; k < x.size(); ++k) {
     const uint64_t r = (k * 2654435761u + seed * 97) % 101;
@@ -395,7 +377,7 @@ TEST_CASE("global average pool: lane sums match the reference") {
   for (int64_t HW : {1, 7, 16, 33, 1089, 5000}) {
     CAPTURE(HW);
     const int64_t NC = 5;
-    const std::vector<float> x = random_values<float>(NC * HW, HW, 2.0);
+    const std::vector<float> x = bn_test::normal_values<float>(NC * HW, HW, 2.0);
     std::vector<float> y(NC), y_ref(NC);
     cpu::global_avgpool_forward(x.data(), NC, HW, y.data());
     cpu::global_avgpool_forward_reference(x.data(), NC, HW, y_ref.data());
