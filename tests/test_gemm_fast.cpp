@@ -158,6 +158,7 @@ void check_case(const Kernel& k, const Case& c, const cpu::SgemmConfig& cfg = {}
   CAPTURE(cfg.allow_dot);
   CAPTURE(cfg.allow_swap);
   CAPTURE(cfg.in_place);
+  CAPTURE(cfg.share_b);
   std::vector<float> one, two;
   {
     ThreadCountGuard t(1);
@@ -239,6 +240,27 @@ TEST_CASE("fast sgemm: blocks larger than one panel, and sizes big enough to run
     for (const GemmShape& s : shapes)
       for (bool ta : {false, true})
         for (bool tb : {false, true}) check_case(k, Case(ta, tb, s.M, s.N, s.K, -0.5f, 0.25f, seed += 3));
+  });
+}
+
+TEST_CASE("fast sgemm: op(B) packed once for a team (share_b) gives the bits of packing it per item") {
+  // On two threads, products tall enough that the work items split the rows (so that
+  // several items read the same columns of B) take the shared packing: one column group or
+  // several (N over NG = 256), K in one block or several, B stored either way, rows that
+  // end mid-tile. Compared with share_b off (each item packs its own B) and with 1 thread.
+  const GemmShape shapes[] = {{300, 40, 600}, {515, 130, 300}, {290, 600, 257}, {150, 33, 1000}, {1000, 70, 45}};
+  for_each_kernel([&](const Kernel& k) {
+    uint64_t seed = 9500;
+    cpu::SgemmConfig per_item;
+    per_item.share_b = false;
+    for (const GemmShape& s : shapes)
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          const Case c(ta, tb, s.M, s.N, s.K, 0.5f, -0.75f, seed += 3);
+          check_case(k, c);
+          ThreadCountGuard t(2);
+          CHECK(same_bits(c.run_fast(k), c.run_fast(k, per_item)));
+        }
   });
 }
 
@@ -400,9 +422,9 @@ struct ImageCase {
         for (int64_t i = 0; i < P; ++i) dense.B[size_t(k * dense.ldb + s * P + i)] = one[size_t(k * P + i)];
     }
   }
-  std::vector<float> run_image(const Kernel& k) const {
+  std::vector<float> run_image(const Kernel& k, const cpu::SgemmConfig& cfg = {}) const {
     std::vector<float> C = dense.C0;
-    k.image({}, M, N, K, dense.alpha, dense.A.data(), dense.lda, img, dense.beta, C.data(), dense.ldc);
+    k.image(cfg, M, N, K, dense.alpha, dense.A.data(), dense.lda, img, dense.beta, C.data(), dense.ldc);
     return C;
   }
 };
@@ -451,6 +473,12 @@ TEST_CASE("implicit conv GEMM: op(B) packed from images equals the product over 
             two = c.run_image(k);
           }
           CHECK(same_bits(one, two));
+          {
+            ThreadCountGuard t(2);  // B packed per item instead of once for the team
+            cpu::SgemmConfig per_item;
+            per_item.share_b = false;
+            CHECK(same_bits(one, c.run_image(k, per_item)));
+          }
           CHECK(c.dense.error(one, c.dense.run_reference()) <= tolerance(c.K));
           if (c.N >= 16) CHECK(same_bits(one, c.dense.run_fast(k)));  // the dense call packs the same panels
         }

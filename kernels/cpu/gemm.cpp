@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -53,6 +54,16 @@ void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
   }
 }
 
+// The config gemm<float> and conv's GEMMs run with: every path allowed. MINIDL_GEMM_SHARE_B=0
+// in the environment (read once) packs op(B) per work item instead of once per team, for
+// A/B timings of whole models (bench_train); the bits do not change.
+static SgemmConfig default_sgemm_config() {
+  SgemmConfig cfg;
+  const char* v = std::getenv("MINIDL_GEMM_SHARE_B");
+  cfg.share_b = !(v && std::strcmp(v, "0") == 0);
+  return cfg;
+}
+
 // float goes to the fast kernel for the best ISA this CPU has (AVX-512, else AVX2/FMA;
 // MINIDL_GEMM can force one, see gemm_isa.cpp); double, and float on CPUs with neither, to
 // the reference.
@@ -60,7 +71,7 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>) {
-    static const SgemmConfig defaults{};
+    static const SgemmConfig defaults = default_sgemm_config();
     switch (sgemm_selected()) {
       case SgemmIsa::avx512:
         return sgemm_avx512_config(defaults, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -74,7 +85,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
 
 bool sgemm_image(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const SgemmImage& b, float* C,
                  int64_t ldc) {
-  static const SgemmConfig defaults{};
+  static const SgemmConfig defaults = default_sgemm_config();
   switch (sgemm_selected()) {
     case SgemmIsa::avx512: sgemm_avx512_image(defaults, M, N, K, 1.f, A, lda, b, 0.f, C, ldc); return true;
     case SgemmIsa::avx2: sgemm_avx2_image(defaults, M, N, K, 1.f, A, lda, b, 0.f, C, ldc); return true;
@@ -105,7 +116,7 @@ void sgemm_pack_a(bool trans_a, int64_t M, int64_t K, const float* A, int64_t ld
 
 void sgemm_prepacked(int64_t M, int64_t N, int64_t K, const float* apack, const float* B, int64_t ldb,
                      const SgemmImage* img, float* C, int64_t ldc) {
-  static const SgemmConfig defaults{};
+  static const SgemmConfig defaults = default_sgemm_config();
   switch (sgemm_selected()) {
     case SgemmIsa::avx512: return sgemm_avx512_prepacked(defaults, M, N, K, apack, B, ldb, img, C, ldc);
     case SgemmIsa::avx2: return sgemm_avx2_prepacked(defaults, M, N, K, apack, B, ldb, img, C, ldc);

@@ -31,6 +31,7 @@ struct SgemmConfig {
   bool allow_swap = true;   // compute C^T = op(B)^T op(A)^T when that puts the small side on the rows
   bool in_place = true;     // read op(A) or op(B) in place where packing it would not pay
   int max_threads = 0;      // 0: omp_get_max_threads(); always 1 inside a parallel region
+  bool share_b = true;      // threads splitting the rows pack each column block of op(B) once, together
 };
 void sgemm_avx2_config(const SgemmConfig& cfg, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                        float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
