@@ -18,10 +18,23 @@ thread_local bool g_grad_enabled = true;
 void accumulate(Tensor& slot, const Tensor& g) { slot = slot.defined() ? add(slot, g) : g; }
 
 // Leaves own their .grad buffer (a private copy), so later passes can add into it in place.
-void accumulate_leaf(const Tensor& leaf, const Tensor& g) {
+// A gradient that nothing else can see: this handle is its only owner, it owns its whole
+// storage alone, and it is a plain contiguous tensor. The backward made it for this input
+// alone, so it can become .grad as it is instead of being copied (ResNet50: 100 MB a step).
+bool owned_outright(const Tensor& g) {
+  const TensorImpl& t = g.impl();
+  return g.impl_ptr().use_count() == 1 && t.storage && t.storage.use_count() == 1 && g.is_contiguous() &&
+         t.offset == 0 && t.storage->nbytes() == size_t(g.numel()) * dtype_size(t.dtype) && !t.requires_grad &&
+         !t.grad_fn && !t.grad;
+}
+
+// g is taken by value so that a gradient the caller hands over (std::move) can be kept; a
+// shared one (the incoming gradient passed straight through, a view of it, the user's seed)
+// is copied, so .grad never aliases another tensor.
+void accumulate_leaf(const Tensor& leaf, Tensor g) {
   Tensor slot = leaf.grad();
-  if (!slot.defined()) leaf.impl().grad = g.clone().impl_ptr();
-  else add_(slot, g);
+  if (slot.defined()) return add_(slot, g);
+  leaf.impl().grad = owned_outright(g) ? g.impl_ptr() : g.clone().impl_ptr();
 }
 
 // Post-order DFS without recursion (ResNet152 graphs are thousands of nodes deep). The order
@@ -121,7 +134,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
                  in_grads.size(), " gradients for ", node->inputs.size(), " inputs");
     for (size_t i = 0; i < in_grads.size(); ++i) {
       const Tensor& in = node->inputs[i];
-      const Tensor& gi = in_grads[i];
+      Tensor& gi = in_grads[i];
       if (!in.defined() || !in.requires_grad() || !gi.defined()) continue;
       MINIDL_CHECK(gi.shape() == in.shape(), "internal: backward of ", node->name, " gave input ", i,
                    " a gradient of shape ", shape_str(gi.shape()), ", expected ", shape_str(in.shape()));
@@ -129,7 +142,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
       MINIDL_CHECK(gi.device() == in.device(), "internal: backward of ", node->name, " gave input ", i,
                    " a gradient on ", device_name(gi.device()), ", but the input is on ", device_name(in.device()));
       if (in.grad_fn()) accumulate(grads[in.grad_fn().get()], gi);
-      else accumulate_leaf(in, gi);
+      else accumulate_leaf(in, std::move(gi));
     }
     if (!retain_graph) node->release();
   }

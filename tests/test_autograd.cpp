@@ -197,6 +197,36 @@ TEST_CASE("gradients accumulate with += across backward() calls until zero_grad"
   CHECK(max_rel_error(values(first_grad), map(xv, [](double v) { return 2 * v + 4; })) < 1e-14);
 }
 
+TEST_CASE("a leaf's gradient never aliases another tensor") {
+  // backward keeps a gradient made for one leaf alone as its .grad without a copy (the
+  // engine's owned_outright); everything shared must still be copied: x + z passes the
+  // incoming gradient straight through to both leaves, a reshape hands w a view of it, and
+  // a user's seed stays the user's.
+  Tensor x = leaf({3, 4}, 80), z = leaf({3, 4}, 81), w = leaf({12}, 82);
+  Tensor seed = constant({3, 4}, 83);
+  (x + z + w.reshape({3, 4})).backward(seed);
+  CHECK(x.grad().storage() != z.grad().storage());
+  CHECK(x.grad().storage() != seed.storage());
+  CHECK(w.grad().storage() != seed.storage());
+  CHECK(w.grad().storage() != x.grad().storage());
+  CHECK(values(x.grad()) == values(seed));
+  CHECK(values(w.grad()) == values(seed));
+  Tensor xg = x.grad();
+  fill_(xg, 0.0);  // writing one leaf's gradient leaves the others and the seed alone
+  CHECK(values(z.grad()) == values(seed));
+  CHECK(values(w.grad()) == values(seed));
+
+  Tensor u = leaf({5}, 86);  // a leaf seeded by the user keeps a copy
+  Tensor s2 = constant({5}, 87);
+  u.backward(s2);
+  CHECK(u.grad().storage() != s2.storage());
+
+  Tensor y = leaf({6}, 88);
+  sum(y * 2.0).backward();
+  CHECK(y.grad().storage().use_count() == 1);  // kept as it is: no other tensor shares it
+  for (double g : values(y.grad())) CHECK(g == 2.0);
+}
+
 TEST_CASE("inputs that do not require grad receive no gradient") {
   Tensor x = leaf({5}, 40);
   Tensor w = constant({5}, 41);
