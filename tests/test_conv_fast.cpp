@@ -210,10 +210,12 @@ TEST_CASE("plan_conv picks the lowering from OH*OW and the chunk's size") {
   const ConvGeom p16 = cpu::make_conv_geom(32, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1);     // rn50 l3 3x3
   const ConvGeom p64 = cpu::make_conv_geom(32, 128, 8, 8, 128, 3, 3, 1, 1, 1, 1);     // rn50 l2 3x3
   const ConvGeom small = cpu::make_conv_geom(32, 256, 4, 4, 512, 1, 1, 2, 2, 0, 0);   // rn18 l4 ds
+  const ConvGeom p16_1x1 = cpu::make_conv_geom(32, 256, 4, 4, 1024, 1, 1, 1, 1, 0, 0);  // rn50 l3 1x1
   for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardInput, ConvPass::BackwardWeight}) {
     CAPTURE(int(pass));
     CHECK(lowering(p4, pass) == ConvLowering::Batched);
-    CHECK(lowering(p16, pass) == (pass == ConvPass::Forward ? ConvLowering::PerSample : ConvLowering::Batched));
+    CHECK(lowering(p16, pass) == ConvLowering::Batched);
+    CHECK(lowering(p16_1x1, pass) == (pass == ConvPass::Forward ? ConvLowering::PerSample : ConvLowering::Batched));
     CHECK(lowering(p64, pass) == ConvLowering::PerSample);
     CHECK(lowering(small, pass) == ConvLowering::PerSample);
   }
@@ -289,13 +291,15 @@ TEST_CASE("the implicit-GEMM forward gives the column-matrix forward's bits wher
   }
   CHECK(tested > 50);
   // Where plan_conv uses it (ResNet50 at 64x64): the stem, 3x3 stride 1 at P >= 64, layer4's
-  // batched chunks; not per sample at P = 16 nor stride 2 at P = 64; never for the backward
-  // passes, double or pointwise convs.
+  // and layer3's batched chunks (P = 16, 3x3 and the 1x1/2 downsample); not per sample at
+  // P = 16 nor stride 2 at P = 64; never for the backward passes, double or pointwise convs.
   const ConvGeom l2 = cpu::make_conv_geom(32, 128, 8, 8, 128, 3, 3, 1, 1, 1, 1);
   CHECK(cpu::plan_conv(l2, ConvPass::Forward, 4).implicit);
   CHECK(cpu::plan_conv(cpu::make_conv_geom(32, 3, 64, 64, 64, 7, 7, 2, 2, 3, 3), ConvPass::Forward, 4).implicit);
   CHECK(cpu::plan_conv(cpu::make_conv_geom(32, 512, 2, 2, 512, 3, 3, 1, 1, 1, 1), ConvPass::Forward, 4).implicit);
-  CHECK_FALSE(cpu::plan_conv(cpu::make_conv_geom(32, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1), ConvPass::Forward, 4).implicit);
+  CHECK(cpu::plan_conv(cpu::make_conv_geom(32, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1), ConvPass::Forward, 4).implicit);
+  CHECK(cpu::plan_conv(cpu::make_conv_geom(32, 512, 8, 8, 1024, 1, 1, 2, 2, 0, 0), ConvPass::Forward, 4).implicit);
+  CHECK_FALSE(cpu::plan_conv(cpu::make_conv_geom(1, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1), ConvPass::Forward, 4).implicit);
   CHECK_FALSE(cpu::plan_conv(cpu::make_conv_geom(32, 128, 16, 16, 128, 3, 3, 2, 2, 1, 1), ConvPass::Forward, 4).implicit);
   CHECK_FALSE(cpu::plan_conv(l2, ConvPass::Forward, 8).implicit);
   CHECK_FALSE(cpu::plan_conv(l2, ConvPass::BackwardInput, 4).implicit);

@@ -146,13 +146,16 @@ int64_t conv_chunk(const ConvGeom& g, int64_t elem_bytes) {
 ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes) {
   // Measured on every conv of ResNet50/18 at 64x64, batch 32 (P = 1024, 256, 64, 16, 4;
   // bench/bench_conv --lowerings, docs/performance.md "Convolution"):
-  //  - by pixels: the forward's one-sample GEMMs stay fast down to P = 16 (the GEMM reads the
-  //    weights in place and swaps skinny products), so only P = 4 gains from batching there;
+  //  - by pixels: the forward's one-sample GEMMs stay fast down to P = 16 (the weights are
+  //    packed once per call, skinny products swapped), so only P <= 16 gains from batching there;
   //    backward data and weight gain from P = 16 down, and are even at P = 64;
   //  - by size: a chunk GEMM of fewer than 2^25 multiply-adds is too small to thread well
   //    inside (ResNet18's 1x1/2 downsamples at P = 16 and 4: 0.5-0.7x batched), while
   //    samples over threads split it evenly.
-  const int64_t batched_up_to = pass == ConvPass::Forward ? 8 : 32;
+  // Since the GEMM packs B once per team (share_b), the forward's 3x3 and strided 1x1 convs
+  // at P = 16 gain from batching too (implicit chunks: ResNet50 layer3 3x3 1.08x, its 1x1/2
+  // downsample 1.36x, bench_conv); the pointwise ones at P = 16 still lose 7-11 % batched.
+  const int64_t batched_up_to = pass != ConvPass::Forward ? 32 : g.pointwise() ? 8 : 16;
   const int64_t chunk = conv_chunk(g, elem_bytes);
   const int64_t chunk_macs = g.O * g.col_rows() * chunk * g.col_cols();
   ConvPlan plan{ConvLowering::Batched, chunk};
