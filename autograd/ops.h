@@ -69,6 +69,16 @@ Tensor batch_norm_add_relu(const Tensor& x, const Tensor& identity, const Tensor
                            Tensor running_mean, Tensor running_var, bool training, double momentum = 0.1,
                            double eps = 1e-5);
 
+// Inference form of conv -> eval-mode batch norm [-> + identity] [-> relu] (ResNet's pattern)
+// as one op: the batch norm is applied to each sample's conv output while it is still in
+// cache (cpu::ConvEpilogue), with the same bits as conv2d followed by batch_norm /
+// batch_norm_relu / batch_norm_add_relu in eval mode. CPU only, and only with nothing to
+// differentiate (grad mode off, or no input requiring grad): it records no graph, so it
+// raises an error otherwise. identity may be undefined.
+Tensor conv2d_bn_eval(const Tensor& x, const Tensor& weight, const Tensor& conv_bias, const Conv2dOptions& opt,
+                      const Tensor& bn_weight, const Tensor& bn_bias, const Tensor& running_mean,
+                      const Tensor& running_var, double eps, const Tensor& identity, bool relu);
+
 // ---- pooling, dropout ----
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0);
 Tensor adaptive_avg_pool2d_1x1(const Tensor& x);  // [N,C,H,W] -> [N,C,1,1]

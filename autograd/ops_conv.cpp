@@ -2,6 +2,9 @@
 // (kernels/cpu/conv2d); on the GPU cuDNN or our own kernels, per MINIDL_CONV
 // (kernels/cuda/conv_select.h).
 #include "autograd/op_util.h"
+#include <vector>
+
+#include "kernels/cpu/batchnorm.h"
 #include "kernels/cpu/conv2d.h"
 #ifdef MINIDL_WITH_CUDA
 #include "kernels/cuda/conv_select.h"
@@ -93,6 +96,59 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                   run_backward(g, dy, px, pw, dx, dw, db);
                   return {dx, need_w ? dw : Tensor(), db};
                 });
+}
+
+Tensor conv2d_bn_eval(const Tensor& x, const Tensor& weight, const Tensor& conv_bias, const Conv2dOptions& opt,
+                      const Tensor& bn_weight, const Tensor& bn_bias, const Tensor& running_mean,
+                      const Tensor& running_var, double eps, const Tensor& identity, bool relu) {
+  const char* op = "conv2d_bn_eval";
+  check_cpu(op, {&x, &weight, &conv_bias, &bn_weight, &bn_bias, &running_mean, &running_var, &identity});
+  MINIDL_CHECK(!needs_grad({&x, &weight, &conv_bias, &bn_weight, &bn_bias, &identity}), op,
+               ": records no graph, so it takes no input that requires grad while grad mode is on (use conv2d and "
+               "batch_norm for training)");
+  check_float(op, x);
+  check_same_dtype(op, x, weight, "input", "weight");
+  check_dim(op, x, 4, "input (N, C, H, W)");
+  check_dim(op, weight, 4, "weight (O, C, KH, KW)");
+  MINIDL_CHECK(x.size(1) == weight.size(1), op, ": input ", shape_str(x.shape()), " has ", x.size(1),
+               " channels but weight ", shape_str(weight.shape()), " expects ", weight.size(1));
+  MINIDL_CHECK(eps > 0, op, ": eps must be > 0, got ", eps);
+  const int64_t O = weight.size(0);
+  auto check_vec = [&](const Tensor& t, const char* what) {
+    MINIDL_CHECK(t.defined(), op, ": ", what, " is required");
+    check_same_dtype(op, x, t, "input", what);
+    MINIDL_CHECK(t.dim() == 1 && t.size(0) == O, op, ": ", what, " has shape ", shape_str(t.shape()), ", expected [",
+                 O, "] for weight ", shape_str(weight.shape()));
+  };
+  if (conv_bias.defined()) check_vec(conv_bias, "conv bias");
+  check_vec(bn_weight, "batch norm weight");
+  check_vec(bn_bias, "batch norm bias");
+  check_vec(running_mean, "running_mean");
+  check_vec(running_var, "running_var");
+  const cpu::ConvGeom g = cpu::make_conv_geom(x.size(0), x.size(1), x.size(2), x.size(3), O, weight.size(2),
+                                              weight.size(3), opt.stride_h, opt.stride_w, opt.pad_h, opt.pad_w);
+  if (identity.defined()) {
+    check_same_dtype(op, x, identity, "input", "identity");
+    MINIDL_CHECK(identity.shape() == Shape({g.N, g.O, g.OH, g.OW}), op, ": identity has shape ",
+                 shape_str(identity.shape()), ", expected the conv output's [", g.N, ", ", g.O, ", ", g.OH, ", ", g.OW,
+                 "]");
+  }
+  Tensor px = plain(x), pw = plain(weight), pcb = conv_bias.defined() ? plain(conv_bias) : Tensor();
+  Tensor pid = identity.defined() ? plain(identity) : Tensor();
+  Tensor pg = plain(bn_weight), pbb = plain(bn_bias), pm = plain(running_mean), pv = plain(running_var);
+  Tensor out = Tensor::empty({g.N, g.O, g.OH, g.OW}, x.dtype());
+  dispatch_float(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    // The batch norm's affine form per channel, exactly as batchnorm_forward_eval makes it.
+    std::vector<T> scale(static_cast<size_t>(O)), shift(static_cast<size_t>(O));
+    for (int64_t o = 0; o < O; ++o)
+      cpu::eval_scale_shift(pg.data<T>()[o], pbb.data<T>()[o], pm.data<T>()[o], pv.data<T>()[o], eps, scale[o],
+                            shift[o]);
+    const cpu::ConvEpilogue<T> ep{scale.data(), shift.data(), pid.defined() ? pid.data<T>() : nullptr, relu};
+    cpu::conv2d_forward<T>(g, px.data<T>(), pw.data<T>(), pcb.defined() ? pcb.data<T>() : nullptr, out.data<T>(),
+                           &ep);
+  });
+  return out;
 }
 
 }  // namespace minidl

@@ -1,6 +1,7 @@
 #include "models/resnet.h"
 
 #include "autograd/ops.h"
+#include "layers/conv_bn.h"
 
 namespace minidl {
 
@@ -12,6 +13,15 @@ std::shared_ptr<Sequential> make_downsample(int64_t inplanes, int64_t outplanes,
   ds->push_back(std::make_shared<Conv2d>(inplanes, outplanes, 1, stride, 0, false, gen, dtype));
   ds->push_back(std::make_shared<BatchNorm2d>(outplanes, 1e-5, 0.1, dtype));
   return ds;
+}
+
+// The shortcut: x itself, or downsample = 1x1 conv + batch norm (one conv_bn step).
+Tensor shortcut(const std::shared_ptr<Sequential>& downsample, const Tensor& x) {
+  if (!downsample) return x;
+  auto conv = std::dynamic_pointer_cast<Conv2d>((*downsample)[0]);
+  auto bn = std::dynamic_pointer_cast<BatchNorm2d>((*downsample)[1]);
+  MINIDL_CHECK(conv && bn && downsample->size() == 2, "ResNet block: downsample must be [Conv2d, BatchNorm2d]");
+  return conv_bn(*conv, *bn, x, false);
 }
 
 }  // namespace
@@ -30,10 +40,11 @@ BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, Generat
 // The BN -> relu and BN -> + identity -> relu steps run as one fused op each
 // (BatchNorm2d::forward_relu / forward_add_relu): the same values and gradients as
 // relu(bn(...)) and relu(bn(...) + identity), one pass over memory instead of two or three.
+// For inference, conv_bn (layers/conv_bn.h) also fuses the conv before them; same bits.
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = bn1->forward_relu((*conv1)(x));
-  Tensor identity = downsample ? (*downsample)(x) : x;
-  return bn2->forward_add_relu((*conv2)(out), identity);
+  Tensor out = conv_bn(*conv1, *bn1, x, true);
+  Tensor identity = shortcut(downsample, x);
+  return conv_bn(*conv2, *bn2, out, true, identity);
 }
 
 Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, Generator& gen, DType dtype)
@@ -50,10 +61,10 @@ Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, Generat
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor out = bn1->forward_relu((*conv1)(x));
-  out = bn2->forward_relu((*conv2)(out));
-  Tensor identity = downsample ? (*downsample)(x) : x;
-  return bn3->forward_add_relu((*conv3)(out), identity);
+  Tensor out = conv_bn(*conv1, *bn1, x, true);
+  out = conv_bn(*conv2, *bn2, out, true);
+  Tensor identity = shortcut(downsample, x);
+  return conv_bn(*conv3, *bn3, out, true, identity);
 }
 
 ResNet::ResNet(const ResNetConfig& cfg, int64_t classes, Generator& gen, DType dtype)
@@ -86,7 +97,7 @@ ResNet::ResNet(const ResNetConfig& cfg, int64_t classes, Generator& gen, DType d
 Tensor ResNet::forward(const Tensor& x) {
   MINIDL_CHECK(x.dim() == 4 && x.size(1) == 3, config.arch, ": input must be [N, 3, H, W], got ",
                shape_str(x.shape()));
-  Tensor h = (*maxpool)(bn1->forward_relu((*conv1)(x)));
+  Tensor h = (*maxpool)(conv_bn(*conv1, *bn1, x, true));
   h = (*layer4)((*layer3)((*layer2)((*layer1)(h))));
   return (*fc)((*avgpool)(h).flatten(1));
 }

@@ -32,27 +32,9 @@ bool bn_use_slabs(BnLayout layout, int64_t N, int64_t HW) {
 
 namespace {
 
-// q = epilogue(p * scale + shift): the BN output rounded to T first, then + residual, then
-// relu -- the same roundings as the unfused ops. One template per epilogue so the inner
-// loop has no branches.
-template <bool kResidual, bool kRelu, class T>
-inline void normalise_row(const T* p, const T* r, T* q, int64_t n, T scale, T shift) {
-  for (int64_t i = 0; i < n; ++i) {
-    T v = p[i] * scale + shift;
-    if constexpr (kResidual) v = v + r[i];
-    if constexpr (kRelu) v = v > 0 ? v : T(0);
-    q[i] = v;
-  }
-}
-
-// Rows r = n*C + c of [N, C, HW]: y[row] = epilogue(x[row] * scale[c] + shift[c]).
-template <class T>
-using NormaliseFn = void (*)(const T*, const T*, T*, int64_t, T, T);
-template <class T>
-NormaliseFn<T> pick_normalise(bool residual, bool relu) {
-  if (residual) return relu ? normalise_row<true, true, T> : normalise_row<true, false, T>;
-  return relu ? normalise_row<false, true, T> : normalise_row<false, false, T>;
-}
+// Rows r = n*C + c of [N, C, HW]: y[row] = epilogue(x[row] * scale[c] + shift[c]), one
+// eval_affine_row (batchnorm.h) per row: the BN output rounded to T first, then + residual,
+// then relu -- the same roundings as the unfused ops.
 
 // One channel's mean and M2 = sum (x - mean)^2 over its N rows of HW. Each row (of at least
 // two lane vectors) gets its own
@@ -103,7 +85,7 @@ void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t 
     return batchnorm_forward_train_slabs(x, gamma, beta, N, C, HW, eps, momentum, y, save_mean, save_invstd,
                                          running_mean, running_var, residual, relu);
   const double M = double(N) * HW;
-  const NormaliseFn<T> normalise = pick_normalise<T>(residual != nullptr, relu);
+  const EvalAffineRowFn<T> normalise = pick_eval_affine_row<T>(residual != nullptr, relu);
 #pragma omp parallel if (N * C * HW > kParallelGrain)
   {
     std::vector<double> row_mean(N);
@@ -137,7 +119,7 @@ void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* 
   std::vector<T> scale(C), shift(C);
   for (int64_t c = 0; c < C; ++c)
     eval_scale_shift(gamma[c], beta[c], running_mean[c], running_var[c], eps, scale[c], shift[c]);
-  const NormaliseFn<T> normalise = pick_normalise<T>(residual != nullptr, relu);
+  const EvalAffineRowFn<T> normalise = pick_eval_affine_row<T>(residual != nullptr, relu);
 #pragma omp parallel for schedule(static) if (N * C * HW > kParallelGrain)
   for (int64_t row = 0; row < N * C; ++row) {
     const int64_t c = row % C, off = row * HW;

@@ -88,6 +88,27 @@ inline void eval_scale_shift(T gamma, T beta, T running_mean, T running_var, dou
   shift = T(double(beta) - running_mean * s);
 }
 
+// One row of the eval-mode output with its epilogue: q[i] = relu?(p[i] * scale + shift
+// (+ r[i])), in the order the unfused ops round (the affine form, then the residual, then
+// relu). Shared by batchnorm_forward_eval and conv's fused epilogue (conv2d.h) so that both
+// give the same bits. r may be nullptr when kResidual is false; q may be p.
+template <bool kResidual, bool kRelu, class T>
+inline void eval_affine_row(const T* p, const T* r, T* q, int64_t n, T scale, T shift) {
+  for (int64_t i = 0; i < n; ++i) {
+    T v = p[i] * scale + shift;
+    if constexpr (kResidual) v = v + r[i];
+    if constexpr (kRelu) v = v > 0 ? v : T(0);
+    q[i] = v;
+  }
+}
+template <class T>
+using EvalAffineRowFn = void (*)(const T*, const T*, T*, int64_t, T, T);
+template <class T>
+EvalAffineRowFn<T> pick_eval_affine_row(bool residual, bool relu) {
+  if (residual) return relu ? eval_affine_row<true, true, T> : eval_affine_row<true, false, T>;
+  return relu ? eval_affine_row<false, true, T> : eval_affine_row<false, false, T>;
+}
+
 // Backward's per-channel coefficients, dx = g dy' - k (x - mean) - e, with g = gamma invstd,
 // k = g invstd sum(dy' xhat) / M and e = g sum(dy') / M (k = e = 0 in eval mode, where the
 // statistics are constants). Shared by both layouts.

@@ -40,6 +40,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/cpu/batchnorm.h"
 #include "kernels/cpu/conv2d_lowering.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_fast.h"
@@ -272,10 +273,23 @@ void forward_gemm(const ConvGeom& g, const float* wp, const T* w, const T* b, co
   gemm(false, false, g.O, N, K, T(1), w, K, b, N, T(0), y, N);
 }
 
+// The epilogue on samples [n0, n0 + nb) of y (rows n*O + o of P values), in place.
+template <class T>
+void apply_epilogue(const ConvGeom& g, const ConvEpilogue<T>& ep, int64_t n0, int64_t nb, T* y) {
+  const int64_t P = g.col_cols();
+  const EvalAffineRowFn<T> row_fn = pick_eval_affine_row<T>(ep.residual != nullptr, ep.relu);
+#pragma omp parallel for schedule(static) if (nb * g.O * P > kParallelCopyElems && !omp_in_parallel())
+  for (int64_t r = n0 * g.O; r < (n0 + nb) * g.O; ++r) {
+    const int64_t o = r % g.O;
+    row_fn(y + r * P, ep.residual ? ep.residual + r * P : nullptr, y + r * P, P, ep.scale[o], ep.shift[o]);
+  }
+}
+
 }  // namespace
 
 template <class T>
-void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y) {
+void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
+                            const ConvEpilogue<T>* epilogue) {
   resolve_gemm_kernel();
   const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
   const bool implicit = implicit_forward<T>(g, plan);
@@ -300,6 +314,7 @@ void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x,
         if (bias)
           for (int64_t o = 0; o < g.O; ++o)
             for (int64_t i = 0; i < P; ++i) yn[o * P + i] += bias[o];
+        if (epilogue) apply_epilogue(g, *epilogue, n, 1, y);  // while y_n is in cache
       }
     }
     return;
@@ -315,6 +330,7 @@ void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x,
       forward_gemm<T>(g, nullptr, w, col, nullptr, nb * P, out);
     }
     scatter_chunk(out, nb, g.O, P, bias, y + n0 * g.O * P);
+    if (epilogue) apply_epilogue(g, *epilogue, n0, nb, y);  // the chunk just written (<= 4 MB)
   });
 }
 
@@ -434,8 +450,8 @@ void conv2d_backward_weight_planned(const ConvGeom& g, const ConvPlan& plan, con
 }
 
 template <class T>
-void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
-  conv2d_forward_planned(g, plan_conv(g, ConvPass::Forward, sizeof(T)), x, w, bias, y);
+void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y, const ConvEpilogue<T>* epilogue) {
+  conv2d_forward_planned(g, plan_conv(g, ConvPass::Forward, sizeof(T)), x, w, bias, y, epilogue);
 }
 
 template <class T>
@@ -449,10 +465,11 @@ void conv2d_backward_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T
 }
 
 #define MINIDL_INSTANTIATE(T)                                                                                     \
-  template void conv2d_forward<T>(const ConvGeom&, const T*, const T*, const T*, T*);                             \
+  template void conv2d_forward<T>(const ConvGeom&, const T*, const T*, const T*, T*, const ConvEpilogue<T>*);     \
   template void conv2d_backward_input<T>(const ConvGeom&, const T*, const T*, T*);                                \
   template void conv2d_backward_weight<T>(const ConvGeom&, const T*, const T*, T*, T*);                           \
-  template void conv2d_forward_planned<T>(const ConvGeom&, const ConvPlan&, const T*, const T*, const T*, T*);    \
+  template void conv2d_forward_planned<T>(const ConvGeom&, const ConvPlan&, const T*, const T*, const T*, T*,     \
+                                          const ConvEpilogue<T>*);                                                \
   template void conv2d_backward_input_planned<T>(const ConvGeom&, const ConvPlan&, const T*, const T*, T*);       \
   template void conv2d_backward_weight_planned<T>(const ConvGeom&, const ConvPlan&, const T*, const T*, T*, T*);
 MINIDL_INSTANTIATE(float)

@@ -23,8 +23,24 @@ struct ConvGeom {
 ConvGeom make_conv_geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t SH,
                         int64_t SW, int64_t PH, int64_t PW);
 
+// What the forward may apply to each output element while the sample's output is still in
+// cache, for an eval-mode batch norm that follows the conv (fused by conv2d_bn_eval,
+// autograd/ops.h): y = relu?(y * scale[o] + shift[o] (+ residual)), rounded exactly as
+// batchnorm_forward_eval rounds it (eval_affine_row), so the fused and the separate ops give
+// the same bits. residual: [N,O,OH,OW] or nullptr.
+template <class T>
+struct ConvEpilogue {
+  const T* scale;
+  const T* shift;
+  const T* residual;
+  bool relu;
+};
+
 // x: [N,C,H,W], w: [O,C,KH,KW], bias: [O] or nullptr, y: [N,O,OH,OW]; all contiguous.
-template <class T> void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y);
+// epilogue: nullptr, or applied after the bias.
+template <class T>
+void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y,
+                    const ConvEpilogue<T>* epilogue = nullptr);
 // dx = conv_transpose(dy, w); dx overwritten.
 template <class T> void conv2d_backward_input(const ConvGeom& g, const T* dy, const T* w, T* dx);
 // dw = sum_n dy_n * im2col(x_n)^T, db = sum of dy over n,i,j (db may be nullptr); overwritten.
@@ -56,7 +72,8 @@ int64_t conv_chunk(const ConvGeom& g, int64_t elem_bytes);
 // backward_weight under a PerSample plan sums the samples in a number of lanes fixed by the
 // shape (one partial dW each, added in lane order), the lanes spread over the threads.
 template <class T>
-void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y);
+void conv2d_forward_planned(const ConvGeom& g, const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
+                            const ConvEpilogue<T>* epilogue = nullptr);
 template <class T>
 void conv2d_backward_input_planned(const ConvGeom& g, const ConvPlan& plan, const T* dy, const T* w, T* dx);
 template <class T>
