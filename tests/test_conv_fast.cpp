@@ -408,9 +408,20 @@ TEST_CASE("the batched chunk keeps the workspace bounded and leaves no starved l
 }
 
 TEST_CASE("fast im2col equals the per-element im2col, and col2im its per-element adjoint") {
+  // Random geometries, then "same width" ones (stride 1, OW == W), which take the one-run
+  // path: 3x3 pad 1 from 1 to 16 columns wide, 5x5 pad 2, 7x7 pad 3, unequal kernel sides,
+  // and rows of the run that are not the whole output (pad 0 down the height).
   Generator r(77);
-  for (int i = 0; i < 40; ++i) {
-    const ConvGeom g = random_geom(r, 1);
+  std::vector<ConvGeom> geoms;
+  for (int i = 0; i < 40; ++i) geoms.push_back(random_geom(r, 1));
+  for (int64_t w : {1, 2, 3, 4, 5, 8, 16}) geoms.push_back(cpu::make_conv_geom(1, 3, 4, w, 1, 3, 3, 1, 1, 1, 1));
+  geoms.push_back(cpu::make_conv_geom(1, 2, 6, 7, 1, 5, 5, 1, 1, 2, 2));
+  geoms.push_back(cpu::make_conv_geom(1, 2, 9, 8, 1, 7, 7, 1, 1, 3, 3));
+  geoms.push_back(cpu::make_conv_geom(1, 3, 5, 6, 1, 3, 5, 1, 1, 1, 2));
+  geoms.push_back(cpu::make_conv_geom(1, 3, 7, 5, 1, 3, 3, 1, 1, 0, 1));
+  geoms.push_back(cpu::make_conv_geom(1, 2, 5, 4, 1, 5, 3, 1, 1, 3, 1));  // padding past the kernel's reach
+  for (int i = 0; i < int(geoms.size()); ++i) {
+    const ConvGeom& g = geoms[size_t(i)];
     CAPTURE(describe(g));
     const auto x = uniform_vec<double>(g.C * g.H * g.W, 900 + i);
     const size_t n_col = size_t(g.col_rows() * g.col_cols());
@@ -421,7 +432,8 @@ TEST_CASE("fast im2col equals the per-element im2col, and col2im its per-element
 
     const auto r_col = uniform_vec<float>(n_col, 950 + i);
     std::vector<float> back(x.size(), 0.f), back_ref(x.size(), 0.f);
-    cpu::col2im<float>(g, r_col.data(), back.data());
+    std::vector<float> consumed = r_col;  // col2im may zero its padding entries
+    cpu::col2im<float>(g, consumed.data(), back.data());
     cpu::col2im_reference<float>(g, r_col.data(), back_ref.data());
     CHECK(same_bits(back, back_ref));  // same terms added in the same (p, q, i, j) order
   }

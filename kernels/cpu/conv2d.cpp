@@ -87,9 +87,9 @@ void lower_chunk(const ConvGeom& g, const T* x, int64_t nb, T* col) {
 
 // The chunk's columns [K, nb*P] -> dx of samples [n0, n0 + nb) (overwritten).
 template <class T>
-void raise_chunk(const ConvGeom& g, const T* col, int64_t nb, T* dx) {
+void raise_chunk(const ConvGeom& g, T* col, int64_t nb, T* dx) {
   const int64_t P = g.col_cols(), ld = nb * P, hw = g.H * g.W;
-  if (g.pointwise()) return scatter_chunk(col, nb, g.C, P, static_cast<const T*>(nullptr), dx);
+  if (g.pointwise()) return scatter_chunk<T>(col, nb, g.C, P, nullptr, dx);
   const int64_t blocks = (g.C + kChannelBlock - 1) / kChannelBlock;
 #pragma omp parallel for collapse(2) schedule(static) if (g.col_rows() * ld > kParallelCopyElems && !omp_in_parallel())
   for (int64_t s = 0; s < nb; ++s)

@@ -85,8 +85,9 @@ template <class T> void conv2d_reference_backward_weight(const ConvGeom& g, cons
 
 // im2col of one sample: col[(c*KH+p)*KW+q, i*OW+j] = x[c, i*SH-PH+p, j*SW-PW+q] or 0.
 template <class T> void im2col(const ConvGeom& g, const T* x, T* col);
-// The adjoint: accumulates col back into x (x must be zeroed by the caller).
-template <class T> void col2im(const ConvGeom& g, const T* col, T* x);
+// The adjoint: accumulates col back into x (x must be zeroed by the caller). Consumes col:
+// its entries that fall on the padding may be overwritten with zeros.
+template <class T> void col2im(const ConvGeom& g, T* col, T* x);
 // The same two as plain loops with a bounds test per element (the tests' oracle).
 template <class T> void im2col_reference(const ConvGeom& g, const T* x, T* col);
 template <class T> void col2im_reference(const ConvGeom& g, const T* col, T* x);

@@ -44,10 +44,20 @@ std::vector<Range> patch_ranges(const ConvGeom& g) {
 
 }  // namespace
 
+// Stride 1 and OW == W (a "same" conv such as ResNet's 3x3 pad 1): consecutive output rows
+// of a patch row read consecutive input rows, so element k = i*OW + j of a (c, p, q) row of
+// col is x_c[base + k], base = (p - PH)*W + (q - PW), for the whole run of valid rows,
+// [lo*OW + rj.lo, (hi-1)*OW + rj.hi): moved in one pass, after which only the padding
+// columns inside the run (outside [rj.lo, rj.hi) in each row, 0-2 per row for 3x3) need
+// fixing. Rows of 4-16 values (ResNet's late stages at 64x64) otherwise pay a loop set-up
+// each for a handful of values.
+inline bool same_width_rows(const ConvGeom& g) { return g.SH == 1 && g.SW == 1 && g.OW == g.W; }
+
 template <class T>
 void im2col_channels(const ConvGeom& g, const T* x, int64_t c0, int64_t c1, T* col, int64_t ld) {
   const int64_t OH = g.OH, OW = g.OW, SW = g.SW;
   const std::vector<Range> range = patch_ranges(g);
+  const bool runs = same_width_rows(g);
   for (int64_t c = c0; c < c1; ++c) {
     const T* xc = x + c * g.H * g.W;
     for (int64_t p = 0; p < g.KH; ++p) {
@@ -55,6 +65,18 @@ void im2col_channels(const ConvGeom& g, const T* x, int64_t c0, int64_t c1, T* c
       for (int64_t q = 0; q < g.KW; ++q) {
         const Range rj = range[g.KH + q];
         T* row = col + ((c * g.KH + p) * g.KW + q) * ld;
+        if (runs && ri.lo < ri.hi && rj.lo < rj.hi) {
+          const int64_t base = (p - g.PH) * g.W + (q - g.PW), first = ri.lo * OW + rj.lo,
+                        last = (ri.hi - 1) * OW + rj.hi;
+          std::fill(row, row + first, T(0));
+          std::copy(xc + (base + first), xc + (base + last), row + first);
+          std::fill(row + last, row + OH * OW, T(0));
+          for (int64_t i = ri.lo; i < ri.hi; ++i) {  // the padding columns the run copied over
+            std::fill(row + i * OW, row + i * OW + rj.lo, T(0));
+            std::fill(row + i * OW + rj.hi, row + (i + 1) * OW, T(0));
+          }
+          continue;
+        }
         std::fill(row, row + ri.lo * OW, T(0));
         // Input column of output column j is j*SW + shift.
         const int64_t shift = q - g.PW;
@@ -76,17 +98,31 @@ void im2col_channels(const ConvGeom& g, const T* x, int64_t c0, int64_t c1, T* c
 }
 
 template <class T>
-void col2im_channels(const ConvGeom& g, const T* col, int64_t c0, int64_t c1, T* x, int64_t ld) {
+void col2im_channels(const ConvGeom& g, T* col, int64_t c0, int64_t c1, T* x, int64_t ld) {
   const int64_t OW = g.OW, SW = g.SW;
   const std::vector<Range> range = patch_ranges(g);
+  const bool runs = same_width_rows(g);
   for (int64_t c = c0; c < c1; ++c) {
     T* xc = x + c * g.H * g.W;
     for (int64_t p = 0; p < g.KH; ++p) {
       const Range ri = range[p];
       for (int64_t q = 0; q < g.KW; ++q) {
         const Range rj = range[g.KH + q];
-        const T* row = col + ((c * g.KH + p) * g.KW + q) * ld;
+        T* row = col + ((c * g.KH + p) * g.KW + q) * ld;
         const int64_t shift = q - g.PW;
+        if (runs && ri.lo < ri.hi && rj.lo < rj.hi) {
+          // im2col's run backwards: the padding entries inside it belong to no element of x,
+          // so they are zeroed first (this consumes col), then the run is added in one pass.
+          for (int64_t i = ri.lo; i < ri.hi; ++i) {
+            std::fill(row + i * OW, row + i * OW + rj.lo, T(0));
+            std::fill(row + i * OW + rj.hi, row + (i + 1) * OW, T(0));
+          }
+          const int64_t base = (p - g.PH) * g.W + shift, first = ri.lo * OW + rj.lo, last = (ri.hi - 1) * OW + rj.hi;
+          T* __restrict dst = xc + (base + first);
+          const T* __restrict in = row + first;
+          for (int64_t k = 0; k < last - first; ++k) dst[k] += in[k];
+          continue;
+        }
         for (int64_t i = ri.lo; i < ri.hi; ++i) {
           const T* __restrict in = row + i * OW;
           T* __restrict dst = xc + (i * g.SH - g.PH + p) * g.W;
@@ -143,7 +179,7 @@ void im2col(const ConvGeom& g, const T* x, T* col) {
 }
 
 template <class T>
-void col2im(const ConvGeom& g, const T* col, T* x) {
+void col2im(const ConvGeom& g, T* col, T* x) {
   col2im_channels(g, col, 0, g.C, x, g.col_cols());
 }
 
@@ -178,12 +214,12 @@ void col2im_reference(const ConvGeom& g, const T* col, T* x) {
 
 #define MINIDL_INSTANTIATE(T)                                                                  \
   template void im2col_channels<T>(const ConvGeom&, const T*, int64_t, int64_t, T*, int64_t); \
-  template void col2im_channels<T>(const ConvGeom&, const T*, int64_t, int64_t, T*, int64_t); \
+  template void col2im_channels<T>(const ConvGeom&, T*, int64_t, int64_t, T*, int64_t);       \
   template void gather_chunk<T>(const T*, int64_t, int64_t, int64_t, T*);                     \
   template void scatter_chunk<T>(const T*, int64_t, int64_t, int64_t, const T*, T*);          \
   template T* conv_workspace<T>(int, int64_t);                                                 \
   template void im2col<T>(const ConvGeom&, const T*, T*);                                      \
-  template void col2im<T>(const ConvGeom&, const T*, T*);                                      \
+  template void col2im<T>(const ConvGeom&, T*, T*);                                            \
   template void im2col_reference<T>(const ConvGeom&, const T*, T*);                            \
   template void col2im_reference<T>(const ConvGeom&, const T*, T*);
 MINIDL_INSTANTIATE(float)

@@ -25,7 +25,7 @@ void im2col_channels(const ConvGeom& g, const T* x, int64_t c0, int64_t c1, T* c
 // The adjoint for channels [c0, c1): adds those rows of col back into x (one sample; the
 // caller zeroes x first). Each x element receives its terms in (p, q, i, j) order.
 template <class T>
-void col2im_channels(const ConvGeom& g, const T* col, int64_t c0, int64_t c1, T* x, int64_t ld);
+void col2im_channels(const ConvGeom& g, T* col, int64_t c0, int64_t c1, T* x, int64_t ld);
 
 // src: nb samples of [R, P] each, sample stride R*P (NCHW); dst: [R, nb*P].
 template <class T>
