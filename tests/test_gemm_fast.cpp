@@ -447,6 +447,13 @@ TEST_CASE("implicit conv GEMM: op(B) packed from images equals the product over 
       cpu::make_conv_geom(7, 9, 13, 12, 1, 3, 3, 1, 1, 1, 1),   // N = 1092: five items
       cpu::make_conv_geom(4, 2, 2, 2, 1, 3, 3, 1, 1, 1, 1),     // P = 4: a sliver spans samples
       cpu::make_conv_geom(1, 2, 3, 3, 1, 3, 3, 1, 1, 1, 1),     // N = 9 < 16: correct, not same bits
+      // Stride 1, OW == W, OH*OW a multiple of the vector width: the one-load-per-vector path.
+      cpu::make_conv_geom(3, 5, 4, 4, 1, 3, 3, 1, 1, 1, 1),     // P = 16: 2 samples per 32-wide sliver
+      cpu::make_conv_geom(2, 37, 8, 8, 1, 3, 3, 1, 1, 1, 1),    // P = 64, K = 333: two K blocks
+      cpu::make_conv_geom(3, 4, 6, 8, 1, 3, 3, 1, 1, 0, 1),     // pad 0 down the height: OH = 4, P = 32
+      cpu::make_conv_geom(5, 3, 4, 8, 1, 5, 5, 1, 1, 2, 2),     // 5x5 pad 2, P = 32
+      cpu::make_conv_geom(9, 3, 4, 4, 1, 3, 3, 1, 1, 1, 1),     // N = 144, and a partial last sliver
+      cpu::make_conv_geom(2, 3, 16, 16, 1, 3, 3, 1, 1, 1, 1),   // P = 256: N over one item
   };
   for_each_kernel([&](const Kernel& k) {
     uint64_t seed = 700;

@@ -64,6 +64,10 @@ struct Isa {
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   static Mask mask_range(int64_t lo, int64_t hi) { return _mm256_andnot_si256(mask(lo), mask(hi)); }  // lanes [lo, hi)
+  static Mask mask_bits(uint32_t bits) {  // lane i set where bit i is
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(int(bits)), lane), lane);
+  }
   static V maskload(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }  // off lanes read as 0
   static void maskstore(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
   // Lanes 0, 2, 4, 6 of lo then of hi (a stride-2 row of the image, for the implicit GEMM).

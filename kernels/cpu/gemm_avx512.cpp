@@ -74,6 +74,7 @@ struct Isa {
   // neither read nor written, and cannot fault.
   static Mask mask(int64_t n) { return Mask(n <= 0 ? 0u : n >= 16 ? 0xFFFFu : (1u << n) - 1u); }
   static Mask mask_range(int64_t lo, int64_t hi) { return Mask(mask(hi) & ~mask(lo)); }  // lanes [lo, hi)
+  static Mask mask_bits(uint32_t bits) { return Mask(bits); }  // lane i set where bit i is
   static V maskload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }  // off lanes read as 0
   static void maskstore(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
   // Lanes 0, 2, ..., 14 of lo then of hi (a stride-2 row of the image, for the implicit GEMM).
