@@ -68,6 +68,11 @@ struct Isa {
     const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(int(bits)), lane), lane);
   }
+  // Lane i = p[idx[i] + add] where mask lane i is set, else 0 (off lanes read nothing).
+  static V gather(const float* p, const int32_t* idx, int32_t add, Mask m) {
+    const __m256i i = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)), _mm256_set1_epi32(add));
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, i, _mm256_castsi256_ps(m), 4);
+  }
   static V maskload(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }  // off lanes read as 0
   static void maskstore(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
   // Lanes 0, 2, 4, 6 of lo then of hi (a stride-2 row of the image, for the implicit GEMM).

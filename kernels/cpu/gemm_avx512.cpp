@@ -75,6 +75,11 @@ struct Isa {
   static Mask mask(int64_t n) { return Mask(n <= 0 ? 0u : n >= 16 ? 0xFFFFu : (1u << n) - 1u); }
   static Mask mask_range(int64_t lo, int64_t hi) { return Mask(mask(hi) & ~mask(lo)); }  // lanes [lo, hi)
   static Mask mask_bits(uint32_t bits) { return Mask(bits); }  // lane i set where bit i is
+  // Lane i = p[idx[i] + add] where mask lane i is set, else 0 (off lanes read nothing).
+  static V gather(const float* p, const int32_t* idx, int32_t add, Mask m) {
+    const __m512i i = _mm512_add_epi32(_mm512_loadu_si512(idx), _mm512_set1_epi32(add));
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, i, p, 4);
+  }
   static V maskload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }  // off lanes read as 0
   static void maskstore(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
   // Lanes 0, 2, ..., 14 of lo then of hi (a stride-2 row of the image, for the implicit GEMM).
