@@ -374,6 +374,56 @@ TEST_CASE("the per-sample backward data with W^T packed once gives the per-sampl
   CHECK(tested > 20);
 }
 
+TEST_CASE("the batched backward data gives the bits of the chunk's dense GEMM and a col2im per sample") {
+  // Each chunk must equal gemm<float>(W^T [dY_s for s in the chunk]) + col2im per sample, with
+  // chunks of 1-3 samples (below and above 25 columns, where the dense W^T dY stops swapping),
+  // P a multiple of the vector width or not, pointwise or not.
+  Generator r(6363);
+  std::vector<ConvGeom> geoms;
+  for (int i = 0; i < 30; ++i) geoms.push_back(random_geom(r, 4 + i % 4));
+  geoms.push_back(cpu::make_conv_geom(6, 5, 4, 4, 7, 3, 3, 1, 1, 1, 1));   // P = 16
+  geoms.push_back(cpu::make_conv_geom(7, 6, 2, 2, 9, 3, 3, 1, 1, 1, 1));   // P = 4
+  geoms.push_back(cpu::make_conv_geom(5, 9, 8, 8, 5, 1, 1, 1, 1, 0, 0));   // pointwise, P = 64
+  int tested = 0;
+  for (size_t i = 0; i < geoms.size(); ++i) {
+    const ConvGeom& g = geoms[i];
+    CAPTURE(describe(g));
+    const ConvData<float> d(g, 1000 + i);
+    const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
+    for (int64_t chunk : {1, 2, 3}) {
+      CAPTURE(chunk);
+      std::vector<float> want(d.x.size(), 0.f), dyc, col, one(size_t(K * P));
+      for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
+        const int64_t nb = std::min(chunk, g.N - n0), ld = nb * P;
+        dyc.assign(size_t(g.O * ld), 0.f);
+        col.assign(size_t(K * ld), 0.f);
+        for (int64_t s = 0; s < nb; ++s)
+          for (int64_t o = 0; o < g.O; ++o)
+            for (int64_t p = 0; p < P; ++p) dyc[size_t(o * ld + s * P + p)] = d.dy[size_t(((n0 + s) * g.O + o) * P + p)];
+        cpu::gemm<float>(true, false, K, ld, g.O, 1.f, d.w.data(), K, dyc.data(), ld, 0.f, col.data(), ld);
+        for (int64_t s = 0; s < nb; ++s) {
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t p = 0; p < P; ++p) one[size_t(k * P + p)] = col[size_t(k * ld + s * P + p)];
+          if (g.pointwise())
+            std::copy(one.begin(), one.end(), want.begin() + (n0 + s) * chw);
+          else
+            cpu::col2im_reference<float>(g, one.data(), want.data() + (n0 + s) * chw);
+        }
+      }
+      for (int threads : {1, 2}) {
+        CAPTURE(threads);
+        ThreadCountGuard tc(threads);
+        std::vector<float> dx(d.x.size(), std::numeric_limits<float>::quiet_NaN());
+        cpu::conv2d_backward_input_planned<float>(g, ConvPlan{ConvLowering::Batched, chunk}, d.dy.data(), d.w.data(),
+                                                  dx.data());
+        CHECK(same_bits(dx, want));
+        ++tested;
+      }
+    }
+  }
+  CHECK(tested > 150);
+}
+
 TEST_CASE("the batched chunk keeps the workspace bounded and leaves no starved last chunk") {
   // (K + O) * chunk * P elements stay within 4 MB unless one sample alone is larger; the
   // chunk never exceeds the batch; the last chunk (the rest) is not much smaller than the
