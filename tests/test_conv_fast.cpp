@@ -374,6 +374,36 @@ TEST_CASE("the per-sample backward data with W^T packed once gives the per-sampl
   CHECK(tested > 20);
 }
 
+TEST_CASE("the per-sample backward weight gives the bits of dW = sum of dY_n cols_n^T, sample after sample") {
+  // One lane here (N * P < 128): the [O, K] GEMMs summed in sample order through beta = 1;
+  // the lanes' order is covered by the 1-vs-2-thread tests.
+  Generator r(6464);
+  int tested = 0;
+  for (int i = 0; i < 60; ++i) {
+    ConvGeom g = random_geom(r, 1 + i % 3);
+    if (g.N * g.col_cols() >= 128) continue;
+    CAPTURE(describe(g));
+    const ConvData<float> d(g, 1100 + i);
+    const int64_t K = g.col_rows(), P = g.col_cols(), chw = g.C * g.H * g.W;
+    std::vector<float> want(d.w.size()), col(size_t(K * P));
+    for (int64_t n = 0; n < g.N; ++n) {
+      cpu::im2col_reference<float>(g, d.x.data() + n * chw, col.data());
+      cpu::gemm<float>(false, true, g.O, K, P, 1.f, d.dy.data() + n * g.O * P, P, col.data(), P, n ? 1.f : 0.f,
+                       want.data(), K);
+    }
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      ThreadCountGuard tc(threads);
+      std::vector<float> dw(d.w.size(), std::numeric_limits<float>::quiet_NaN());
+      cpu::conv2d_backward_weight_planned<float>(g, ConvPlan{ConvLowering::PerSample, 1}, d.dy.data(), d.x.data(),
+                                                 dw.data(), nullptr);
+      CHECK(same_bits(dw, want));
+      ++tested;
+    }
+  }
+  CHECK(tested > 30);
+}
+
 TEST_CASE("the batched backward data gives the bits of the chunk's dense GEMM and a col2im per sample") {
   // Each chunk must equal gemm<float>(W^T [dY_s for s in the chunk]) + col2im per sample, with
   // chunks of 1-3 samples (below and above 25 columns, where the dense W^T dY stops swapping),
