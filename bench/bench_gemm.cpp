@@ -17,7 +17,7 @@
 //   --no-check    skip the accuracy column (it runs gemm_reference, slow on big cases)
 //   --ablation    instead of the peer table: what each optimisation step buys on a few
 //                 cases (reference, packed loops, the micro-kernel, each extra path,
-//                 threads), for docs/performance.md
+//                 threads, B packed once per team), for docs/performance.md
 //   --pause-ms P  idle time after ours and after Eigen before the next library runs
 //                 (default 10): libgomp's worker threads keep spinning for ~8 ms after a
 //                 parallel region and would steal a core from whoever runs next. After
@@ -245,14 +245,16 @@ int run_ablation(const Ours& ours, int threads, int reps, const std::string& fil
     int kind;  // 0 reference, 1 packed loops, 2 ours, 3 OpenBLAS
   };
   const cpu::SgemmConfig all_packed{false, false, false, 1}, plus_in_place{false, false, true, 1},
-      plus_swap{false, true, true, 1}, all1{true, true, true, 1}, allT{true, true, true, threads};
+      plus_swap{false, true, true, 1}, all1{true, true, true, 1}, per_item_b{true, true, true, threads, false},
+      allT{true, true, true, threads, true};
   const Step steps[] = {{"reference (double acc.), 1 thr", 1, {}, 0},
                         {"packed, plain loops, 1 thr", 1, {}, 1},
                         {"micro-kernel, all packed", 1, all_packed, 2},
                         {"+ operands read in place", 1, plus_in_place, 2},
                         {"+ swapped product", 1, plus_swap, 2},
                         {"+ dot kernel (a side <= 8)", 1, all1, 2},
-                        {"+ threads", threads, allT, 2},
+                        {"+ threads, B packed per item", threads, per_item_b, 2},
+                        {"+ B packed once per team", threads, allT, 2},
                         {"OpenBLAS, 1 thr", 1, {}, 3},
                         {"OpenBLAS, T thr", threads, {}, 3}};
   std::printf(
