@@ -18,9 +18,11 @@ std::shared_ptr<Sequential> make_downsample(int64_t inplanes, int64_t outplanes,
 // The shortcut: x itself, or downsample = 1x1 conv + batch norm (one conv_bn step).
 Tensor shortcut(const std::shared_ptr<Sequential>& downsample, const Tensor& x) {
   if (!downsample) return x;
+  MINIDL_CHECK(downsample->size() == 2, "ResNet block: downsample must be [Conv2d, BatchNorm2d], it has ",
+               downsample->size(), " modules");
   auto conv = std::dynamic_pointer_cast<Conv2d>((*downsample)[0]);
   auto bn = std::dynamic_pointer_cast<BatchNorm2d>((*downsample)[1]);
-  MINIDL_CHECK(conv && bn && downsample->size() == 2, "ResNet block: downsample must be [Conv2d, BatchNorm2d]");
+  MINIDL_CHECK(conv && bn, "ResNet block: downsample must be [Conv2d, BatchNorm2d]");
   return conv_bn(*conv, *bn, x, false);
 }
 

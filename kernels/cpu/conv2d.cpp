@@ -147,8 +147,9 @@ int64_t conv_chunk(const ConvGeom& g, int64_t elem_bytes) {
 ConvPlan plan_conv(const ConvGeom& g, ConvPass pass, int64_t elem_bytes) {
   // Measured on every conv of ResNet50/18 at 64x64, batch 32 (P = 1024, 256, 64, 16, 4;
   // bench/bench_conv --lowerings, docs/performance.md "Convolution"):
-  //  - by pixels: the forward's one-sample GEMMs stay fast down to P = 16 (the weights are
-  //    packed once per call, skinny products swapped), so only P <= 16 gains from batching there;
+  //  - by pixels: the forward's one-sample GEMMs stay fast down to P = 64 (the weights are
+  //    packed once per call, skinny products swapped); at P <= 16 batching wins, for the
+  //    pointwise convs only at P <= 8 (below);
   //    backward data and weight gain from P = 16 down, and are even at P = 64;
   //  - by size: a chunk GEMM of fewer than 2^25 multiply-adds is too small to thread well
   //    inside (ResNet18's 1x1/2 downsamples at P = 16 and 4: 0.5-0.7x batched), while

@@ -23,7 +23,8 @@ template <class T>
 void im2col_channels(const ConvGeom& g, const T* x, int64_t c0, int64_t c1, T* col, int64_t ld);
 
 // The adjoint for channels [c0, c1): adds those rows of col back into x (one sample; the
-// caller zeroes x first). Each x element receives its terms in (p, q, i, j) order.
+// caller zeroes x first). Each x element receives its terms in (p, q, i, j) order. Consumes
+// col: for stride-1 same-width convs its entries that fall on the padding are zeroed.
 template <class T>
 void col2im_channels(const ConvGeom& g, T* col, int64_t c0, int64_t c1, T* x, int64_t ld);
 

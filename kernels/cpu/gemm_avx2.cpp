@@ -20,9 +20,9 @@
 //   NG = 256: the item's packed B is 256 x 256 x 4 B = 256 KB, so B and the A block
 //             (400 KB together) both sit in L2 (Zen3: 512 KB); it is also the cap on the
 //             per-thread B buffer. One thread: items span all rows, so B is packed once.
-//             More threads: items may also be cut along M, and then each row block packs
-//             its B again (~1/rows of the FMAs), which buys items that need nothing from
-//             each other (no barriers, no shared buffers).
+//             More threads: items may also be cut along M; the team then packs each
+//             column group's B once into a shared buffer before the items run (share_b,
+//             gemm_driver.inc's run_packed).
 // (This machine's L1/L2 are larger, 48 KB / 2 MB; these sizes fit both.)
 //
 // Like the driver, this file uses no C++ library templates (see gemm_driver.inc): an inline
