@@ -28,14 +28,6 @@ using cpu::ConvPlan;
 namespace {
 
 template <class T>
-std::vector<T> uniform(size_t n, uint64_t seed, double lo = -1, double hi = 1) {
-  Generator g(seed);
-  std::vector<T> v(n);
-  for (T& x : v) x = static_cast<T>(g.uniform(lo, hi));
-  return v;
-}
-
-template <class T>
 bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
@@ -48,14 +40,14 @@ struct ConvBnCase {
   std::vector<T> x, w, b, gamma, beta, mean, var, residual;
   ConvBnCase(const ConvGeom& geom, uint64_t seed)
       : g(geom),
-        x(uniform<T>(size_t(g.N * g.C * g.H * g.W), seed)),
-        w(uniform<T>(size_t(g.O * g.col_rows()), seed + 1)),
-        b(uniform<T>(size_t(g.O), seed + 2)),
-        gamma(uniform<T>(size_t(g.O), seed + 3, -2, 2)),
-        beta(uniform<T>(size_t(g.O), seed + 4)),
-        mean(uniform<T>(size_t(g.O), seed + 5, -3, 3)),
-        var(uniform<T>(size_t(g.O), seed + 6, 0.05, 4)),
-        residual(uniform<T>(size_t(g.N * g.O * g.col_cols()), seed + 7)) {}
+        x(testing::random_values<T>(size_t(g.N * g.C * g.H * g.W), seed)),
+        w(testing::random_values<T>(size_t(g.O * g.col_rows()), seed + 1)),
+        b(testing::random_values<T>(size_t(g.O), seed + 2)),
+        gamma(testing::random_values<T>(size_t(g.O), seed + 3, -2, 2)),
+        beta(testing::random_values<T>(size_t(g.O), seed + 4)),
+        mean(testing::random_values<T>(size_t(g.O), seed + 5, -3, 3)),
+        var(testing::random_values<T>(size_t(g.O), seed + 6, 0.05, 4)),
+        residual(testing::random_values<T>(size_t(g.N * g.O * g.col_cols()), seed + 7)) {}
 
   // conv (under the plan), then batchnorm_forward_eval: the unfused reference.
   std::vector<T> separate(const ConvPlan& plan, bool with_residual, bool relu) const {

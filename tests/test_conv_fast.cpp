@@ -20,6 +20,7 @@
 #include "tensor/error.h"
 #include "tensor/parallel.h"
 #include "tensor/random.h"
+#include "test_util.h"
 
 using namespace minidl;
 using cpu::ConvGeom;
@@ -28,14 +29,6 @@ using cpu::ConvPass;
 using cpu::ConvPlan;
 
 namespace {
-
-template <class T>
-std::vector<T> uniform_vec(size_t n, uint64_t seed) {
-  Generator g(seed);
-  std::vector<T> v(n);
-  for (T& x : v) x = static_cast<T>(g.uniform(-1, 1));
-  return v;
-}
 
 template <class T>
 bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
@@ -89,10 +82,10 @@ struct ConvData {
   std::vector<T> x, w, b, dy;
   ConvData(const ConvGeom& geom, uint64_t seed)
       : g(geom),
-        x(uniform_vec<T>(g.N * g.C * g.H * g.W, seed)),
-        w(uniform_vec<T>(g.O * g.col_rows(), seed + 1)),
-        b(uniform_vec<T>(g.O, seed + 2)),
-        dy(uniform_vec<T>(g.N * g.O * g.col_cols(), seed + 3)) {}
+        x(testing::random_values<T>(g.N * g.C * g.H * g.W, seed)),
+        w(testing::random_values<T>(g.O * g.col_rows(), seed + 1)),
+        b(testing::random_values<T>(g.O, seed + 2)),
+        dy(testing::random_values<T>(g.N * g.O * g.col_cols(), seed + 3)) {}
 
   // Outputs start as NaN: every kernel must overwrite, never accumulate into, its output.
   ConvOut<T> nan_outputs() const {
@@ -503,14 +496,14 @@ TEST_CASE("fast im2col equals the per-element im2col, and col2im its per-element
   for (int i = 0; i < int(geoms.size()); ++i) {
     const ConvGeom& g = geoms[size_t(i)];
     CAPTURE(describe(g));
-    const auto x = uniform_vec<double>(g.C * g.H * g.W, 900 + i);
+    const auto x = testing::random_values<double>(g.C * g.H * g.W, 900 + i);
     const size_t n_col = size_t(g.col_rows() * g.col_cols());
     std::vector<double> col(n_col, std::numeric_limits<double>::quiet_NaN()), col_ref(n_col);
     cpu::im2col<double>(g, x.data(), col.data());
     cpu::im2col_reference<double>(g, x.data(), col_ref.data());
     CHECK(same_bits(col, col_ref));  // pure copies and zeros: exact
 
-    const auto r_col = uniform_vec<float>(n_col, 950 + i);
+    const auto r_col = testing::random_values<float>(n_col, 950 + i);
     std::vector<float> back(x.size(), 0.f), back_ref(x.size(), 0.f);
     std::vector<float> consumed = r_col;  // col2im may zero its padding entries
     cpu::col2im<float>(g, consumed.data(), back.data());

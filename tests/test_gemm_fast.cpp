@@ -30,13 +30,6 @@ using namespace minidl;
 
 namespace {
 
-std::vector<float> random_floats(size_t n, uint64_t seed) {
-  Generator g(seed);
-  std::vector<float> v(n);
-  for (float& x : v) x = static_cast<float>(g.uniform(-1, 1));
-  return v;
-}
-
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
@@ -91,9 +84,9 @@ struct Case {
     lda = (ta ? M : K) + 3;
     ldb = (tb ? K : N) + 5;
     ldc = N + 2;
-    A = random_floats(size_t((ta ? K : M) * lda), seed);
-    B = random_floats(size_t((tb ? N : K) * ldb), seed + 1);
-    C0 = random_floats(size_t(M * ldc), seed + 2);
+    A = testing::random_values<float>(size_t((ta ? K : M) * lda), seed);
+    B = testing::random_values<float>(size_t((tb ? N : K) * ldb), seed + 1);
+    C0 = testing::random_values<float>(size_t(M * ldc), seed + 2);
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < ldc; ++j) {
         float& c = C0[size_t(i * ldc + j)];
@@ -412,7 +405,7 @@ struct ImageCase {
   ImageCase(const cpu::ConvGeom& g_, int64_t M_, float alpha, float beta, uint64_t seed)
       : g(g_), M(M_), N(g_.N * g_.col_cols()), K(g_.col_rows()), dense(false, false, M_, N, K, alpha, beta, seed) {
     const int64_t chw = g.C * g.H * g.W, stride = chw + 7, P = g.col_cols();
-    x = random_floats(size_t(g.N * stride), seed + 5);
+    x = testing::random_values<float>(size_t(g.N * stride), seed + 5);
     img = cpu::SgemmImage{x.data(), g.N, stride, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW};
     // dense.B [K, ldb] <- the samples' im2col side by side (ldb = N + 5 keeps its padding).
     std::vector<float> one(size_t(K * P));

@@ -25,13 +25,6 @@ using namespace minidl::testing;
 
 namespace {
 
-template <class T>
-std::vector<T> random_vec(size_t n, uint64_t seed, double lo = -1, double hi = 1) {
-  Generator g(seed);
-  std::vector<T> v(n);
-  for (T& x : v) x = static_cast<T>(g.uniform(lo, hi));
-  return v;
-}
 
 Tensor random_tensor(const Shape& s, uint64_t seed, DType dt = DType::Float64, double lo = -1, double hi = 1) {
   Generator g(seed);
@@ -107,9 +100,9 @@ void check_gemm(GemmFn<T> fn, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
   const int64_t a_rows = ta ? K : M, a_cols = ta ? M : K, lda = a_cols + 3;
   const int64_t b_rows = tb ? N : K, b_cols = tb ? K : N, ldb = b_cols + 2;
   const int64_t ldc = N + 5;
-  const std::vector<T> A = random_vec<T>(a_rows * lda, seed);
-  const std::vector<T> B = random_vec<T>(b_rows * ldb, seed + 1);
-  std::vector<T> C0 = random_vec<T>(M * ldc, seed + 2);
+  const std::vector<T> A = random_values<T>(a_rows * lda, seed);
+  const std::vector<T> B = random_values<T>(b_rows * ldb, seed + 1);
+  std::vector<T> C0 = random_values<T>(M * ldc, seed + 2);
   const T sentinel = T(12345.5);
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = N; j < ldc; ++j) C0[i * ldc + j] = sentinel;
@@ -172,8 +165,8 @@ TEST_CASE("gemm_reference matches a triple loop too") {
 }
 
 TEST_CASE("gemm with alpha = 0 scales C by beta only") {
-  const std::vector<double> A = random_vec<double>(3 * 4, 1), B = random_vec<double>(4 * 5, 2);
-  std::vector<double> C = random_vec<double>(3 * 5, 3);
+  const std::vector<double> A = random_values<double>(3 * 4, 1), B = random_values<double>(4 * 5, 2);
+  std::vector<double> C = random_values<double>(3 * 5, 3);
   const std::vector<double> C0 = C;
   cpu::gemm<double>(false, false, 3, 5, 4, 0.0, A.data(), 4, B.data(), 5, 0.5, C.data(), 5);
   for (size_t i = 0; i < C.size(); ++i) CHECK(C[i] == 0.5 * C0[i]);
@@ -301,10 +294,10 @@ void check_conv_kernels(const ConvCase& cc, bool with_bias, uint64_t seed) {
   const NaiveConv ref(cc);
   REQUIRE(g.OH == ref.OH);
   REQUIRE(g.OW == ref.OW);
-  const auto x = random_vec<T>(cc.N * cc.C * cc.H * cc.W, seed);
-  const auto w = random_vec<T>(cc.O * cc.C * cc.KH * cc.KW, seed + 1);
-  const auto b = random_vec<T>(cc.O, seed + 2);
-  const auto dy = random_vec<T>(cc.N * cc.O * g.OH * g.OW, seed + 3);
+  const auto x = random_values<T>(cc.N * cc.C * cc.H * cc.W, seed);
+  const auto w = random_values<T>(cc.O * cc.C * cc.KH * cc.KW, seed + 1);
+  const auto b = random_values<T>(cc.O, seed + 2);
+  const auto dy = random_values<T>(cc.N * cc.O * g.OH * g.OW, seed + 3);
   const T* bias = with_bias ? b.data() : nullptr;
   const double tol = unit_tol<T>();
   const T nan = std::numeric_limits<T>::quiet_NaN();
@@ -356,7 +349,7 @@ TEST_CASE("conv2d kernels (im2col + GEMM) and references match a nested-loop con
 TEST_CASE("im2col lays out patches by definition and col2im is its adjoint") {
   const ConvCase cc{1, 3, 7, 5, 1, 3, 2, 2, 1, 1, 1};
   const cpu::ConvGeom g = geom(cc);
-  const auto x = random_vec<double>(cc.C * cc.H * cc.W, 601);
+  const auto x = random_values<double>(cc.C * cc.H * cc.W, 601);
   std::vector<double> col(g.col_rows() * g.col_cols(), std::nan(""));
   cpu::im2col<double>(g, x.data(), col.data());
   for (int64_t c = 0; c < cc.C; ++c)
@@ -369,7 +362,7 @@ TEST_CASE("im2col lays out patches by definition and col2im is its adjoint") {
             REQUIRE(col[((c * cc.KH + p) * cc.KW + q) * g.col_cols() + i * g.OW + j] == expect);
           }
   // <im2col(x), r> == <x, col2im(r)> for any r.
-  const auto r = random_vec<double>(col.size(), 602);
+  const auto r = random_values<double>(col.size(), 602);
   std::vector<double> back(x.size(), 0.0), consumed = r;  // col2im may zero its padding entries
   cpu::col2im<double>(g, consumed.data(), back.data());
   double lhs = 0, rhs = 0;
@@ -381,10 +374,10 @@ TEST_CASE("im2col lays out patches by definition and col2im is its adjoint") {
 TEST_CASE("conv2d kernels give identical bits for 1 and 2 threads, the weight gradient included") {
   const ConvCase cc = kParallelConv;
   const cpu::ConvGeom g = geom(cc);
-  const auto x = random_vec<float>(cc.N * cc.C * cc.H * cc.W, 701);
-  const auto w = random_vec<float>(cc.O * cc.C * cc.KH * cc.KW, 702);
-  const auto b = random_vec<float>(cc.O, 703);
-  const auto dy = random_vec<float>(cc.N * cc.O * g.OH * g.OW, 704);
+  const auto x = random_values<float>(cc.N * cc.C * cc.H * cc.W, 701);
+  const auto w = random_values<float>(cc.O * cc.C * cc.KH * cc.KW, 702);
+  const auto b = random_values<float>(cc.O, 703);
+  const auto dy = random_values<float>(cc.N * cc.O * g.OH * g.OW, 704);
   auto run = [&](int threads, std::vector<float>& y, std::vector<float>& dx, std::vector<float>& dw,
                  std::vector<float>& db) {
     ThreadCountGuard tc(threads);
@@ -418,8 +411,8 @@ TEST_CASE("conv2d kernels give identical bits for 1 and 2 threads, the weight gr
 TEST_CASE("conv2d_backward_weight is right when the runtime grants fewer threads") {
   const ConvCase cc = kParallelConv;
   const cpu::ConvGeom g = geom(cc);
-  const auto x = random_vec<float>(cc.N * cc.C * cc.H * cc.W, 711);
-  const auto dy = random_vec<float>(cc.N * cc.O * g.OH * g.OW, 712);
+  const auto x = random_values<float>(cc.N * cc.C * cc.H * cc.W, 711);
+  const auto dy = random_values<float>(cc.N * cc.O * g.OH * g.OW, 712);
   std::vector<float> dw(cc.O * cc.C * cc.KH * cc.KW), dw_ref(dw.size());
   cpu::conv2d_reference_backward_weight<float>(g, dy.data(), x.data(), dw_ref.data(), nullptr);
   ThreadCountGuard two(2);
@@ -701,12 +694,12 @@ TEST_CASE("max_pool2d matches a direct loop; its gradient lands on the winners")
   for (const PoolCase& pc : kPoolCases)
     for (DType dt : {DType::Float32, DType::Float64}) {
       const int64_t n = pc.N * pc.C * pc.H * pc.W;
-      check_maxpool(pc, random_vec<double>(n, seed += 3), dt);
+      check_maxpool(pc, random_values<double>(n, seed += 3), dt);
       // All negative: a padded zero would win if padding took part.
-      std::vector<double> neg = random_vec<double>(n, seed += 3, -10, -1);
+      std::vector<double> neg = random_values<double>(n, seed += 3, -10, -1);
       check_maxpool(pc, neg, dt);
       // Few distinct values: many ties, which must go to the first element in the window.
-      std::vector<double> ties = random_vec<double>(n, seed += 3, 0, 3);
+      std::vector<double> ties = random_values<double>(n, seed += 3, 0, 3);
       for (double& v : ties) v = std::floor(v);
       check_maxpool(pc, ties, dt);
     }

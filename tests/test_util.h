@@ -15,6 +15,16 @@
 
 namespace minidl::testing {
 
+// n values uniform in [lo, hi) from a Generator seeded with seed, as T: the tests' random
+// operands (the same seed gives the same values on every machine).
+template <class T>
+std::vector<T> random_values(size_t n, uint64_t seed, double lo = -1, double hi = 1) {
+  Generator g(seed);
+  std::vector<T> v(n);
+  for (T& x : v) x = static_cast<T>(g.uniform(lo, hi));
+  return v;
+}
+
 // A path in the temp folder that no other test process uses at the same time: all of them
 // live under one folder per process (the pid in its name), removed when the process exits,
 // so suites of several builds can run side by side and none leaves files behind.
